@@ -1,0 +1,1 @@
+//! Decoder unit tests on hand-built messages.

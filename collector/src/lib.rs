@@ -1,0 +1,20 @@
+//! The collector: routers' NetFlow v5 / v9 / IPFIX in, `FlowRecord`s out.
+//!
+//! # Layout
+//! - [`ingest`]: where export messages come from: UDP and TCP listeners, capture and IPFIX files.
+//! - [`decode`]: message bytes → records, with per-(exporter, domain) templates, held data sets,
+//!   sampling state and counters. NetFlow v9 and IPFIX sets are parsed by `netgauze-flow-pkt`;
+//!   NetFlow v5 is decoded here.
+//! - [`normalize`]: decoded fields → `schemas::FlowRecord` (columns, times, sampling, extensions).
+//! - [`state`]: template and sampling persistence across restarts.
+//! - [`config`]: every configuration key, documented.
+
+pub mod config;
+pub mod decode;
+pub mod ingest;
+pub mod normalize;
+pub mod state;
+
+pub use config::{CollectorConfig, DecoderConfig};
+pub use decode::{stats::DecodeStats, Decoder};
+pub use schemas;

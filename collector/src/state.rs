@@ -1,0 +1,1 @@
+//! Template and sampling persistence (filled in below).

@@ -1,0 +1,75 @@
+//! Typed values of information elements that have no column of their own.
+//!
+//! Nothing an exporter sends is dropped: an IE the record has no column for (an enterprise IE, a
+//! variable-length string, an RFC 5103 reverse IE, an IANA IE we do not map) is kept here with its
+//! private enterprise number, its id and, where the registry knows it, its name.
+
+use serde::{Deserialize, Serialize};
+
+/// One information element the record has no column for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extension {
+    /// Private enterprise number; 0 for IANA elements. 29305 marks RFC 5103 reverse elements.
+    pub pen: u32,
+    /// Element id within the PEN (without the enterprise bit).
+    pub id: u16,
+    /// Registry name where known (e.g. `applicationId`), else `pen<PEN>_ie<ID>` style is left to readers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub value: ExtValue,
+}
+
+/// The value of an extension element, typed as the registry types it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtValue {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Bool(bool),
+    String(String),
+    /// Addresses (IPv4, IPv6, MAC) in their usual text form.
+    Address(String),
+    /// Absolute time in UTC milliseconds.
+    TimeMs(i64),
+    /// Octets as lower-case hex, for opaque and unknown elements.
+    Hex(String),
+}
+
+impl ExtValue {
+    /// Hex-encodes opaque bytes.
+    pub fn hex(bytes: &[u8]) -> Self {
+        let mut s = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            s.push(char::from(HEX[(b >> 4) as usize]));
+            s.push(char::from(HEX[(b & 15) as usize]));
+        }
+        Self::Hex(s)
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_json_shape() {
+        assert_eq!(
+            ExtValue::hex(&[0x00, 0xab, 0x10]),
+            ExtValue::Hex("00ab10".into())
+        );
+        let e = Extension {
+            pen: 29305,
+            id: 1,
+            name: Some("reverseOctetDeltaCount".into()),
+            value: ExtValue::Unsigned(42),
+        };
+        let j = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            j,
+            r#"{"pen":29305,"id":1,"name":"reverseOctetDeltaCount","value":{"unsigned":42}}"#
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! `FlowRecord`: one router flow, normalised from NetFlow v5, v9 or IPFIX.
+//!
+//! Field names are the JSON names (and later the Parquet column names). Times are absolute UTC
+//! milliseconds since the Unix epoch. Counters come twice: as the exporter sent them
+//! (`*_exported`) and upscaled by the sampling interval in force (`octets`, `packets`).
+
+use crate::ext::Extension;
+use crate::key::FlowKey;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Which export protocol a record came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowVersion {
+    NetflowV5,
+    NetflowV9,
+    Ipfix,
+}
+
+/// Direction of the flow relative to the interface that observed it (IE 61, flowDirection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// Where `flow_start_ms`/`flow_end_ms` came from, so a reader knows how far to trust them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSource {
+    /// Absolute times sent by the exporter (flowStart/End Seconds, Milli-, Micro-, Nanoseconds).
+    #[default]
+    Absolute,
+    /// sysUpTime-relative times (v5, v9, IE 22/21) anchored on the header's sysUpTime and clock.
+    SysUptime,
+    /// flowStartSysUpTime anchored on systemInitTimeMilliseconds (IE 160) from options data.
+    SystemInit,
+    /// Delta-microseconds (IE 158/159) counted back from the export time.
+    Delta,
+    /// No time in the record: the export time is used for both.
+    ExportTime,
+}
+
+/// A router's flow, normalised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// [`crate::SCHEMA_VERSION`].
+    pub schema_version: u16,
+    /// Identifies this record: XXH3-64 of (exporter, domain, export time, sequence number, index of
+    /// the record in its message), as 16 hex digits. The same export decoded twice gives the same id,
+    /// so duplicates downstream are detectable.
+    pub record_id: String,
+    /// Export protocol.
+    pub flow_version: FlowVersion,
+    /// Address the export came from.
+    pub exporter: IpAddr,
+    /// Observation domain (IPFIX) or source id (v9); engine type/id (v5) as `type << 8 | id`.
+    pub observation_domain: u32,
+    /// Template the record was decoded with (0 for v5).
+    pub template_id: u16,
+    /// Message sequence number from the export header.
+    pub sequence_number: u32,
+    /// Export time from the message header, UTC ms.
+    pub export_time_ms: i64,
+    /// When the collector received the message (capture time when decoding a file), UTC ms.
+    pub received_time_ms: i64,
+    /// Flow start, UTC ms, corrected for clock skew when `clock_skew_ms` is set.
+    pub flow_start_ms: Option<i64>,
+    /// Flow end, UTC ms, corrected likewise.
+    pub flow_end_ms: Option<i64>,
+    /// How the start/end times were derived.
+    pub time_source: TimeSource,
+    /// Exporter clock minus receive clock, ms, when it exceeded the skew threshold; start/end were
+    /// shifted by it. `null` when the clocks agree within the threshold.
+    pub clock_skew_ms: Option<i64>,
+    pub src_addr: Option<IpAddr>,
+    pub dst_addr: Option<IpAddr>,
+    pub src_port: Option<u16>,
+    pub dst_port: Option<u16>,
+    /// IP protocol number (6 TCP, 17 UDP, ...).
+    pub protocol: Option<u8>,
+    /// Canonical flow key hash as 16 hex digits ([`FlowKey`]); `null` without addresses.
+    pub flow_key: Option<String>,
+    pub direction: Option<Direction>,
+    /// Octets, upscaled by `sampling_interval`.
+    pub octets: u64,
+    /// Packets, upscaled by `sampling_interval`.
+    pub packets: u64,
+    /// Octets as exported (octetDeltaCount, else octetTotalCount, postOctetDeltaCount, initiatorOctets).
+    pub octets_exported: Option<u64>,
+    /// Packets as exported (packetDeltaCount, else packetTotalCount, postPacketDeltaCount, initiatorPackets).
+    pub packets_exported: Option<u64>,
+    /// Sampling interval in force (1 in N packets); 1 when unsampled or unknown.
+    pub sampling_interval: u32,
+    /// Cumulative TCP flags.
+    pub tcp_flags: Option<u16>,
+    /// IP type of service / traffic class.
+    pub tos: Option<u8>,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
+    pub input_interface: Option<u32>,
+    pub output_interface: Option<u32>,
+    pub src_vlan: Option<u16>,
+    pub dst_vlan: Option<u16>,
+    /// Ingress VRF id (IE 234).
+    pub ingress_vrf: Option<u32>,
+    /// Egress VRF id (IE 235).
+    pub egress_vrf: Option<u32>,
+    pub src_as: Option<u32>,
+    pub dst_as: Option<u32>,
+    pub src_mask: Option<u8>,
+    pub dst_mask: Option<u8>,
+    pub next_hop: Option<IpAddr>,
+    pub bgp_next_hop: Option<IpAddr>,
+    /// flowEndReason (IE 136).
+    pub flow_end_reason: Option<u8>,
+    /// Every other element the exporter sent.
+    pub extensions: Vec<Extension>,
+}
+
+impl FlowRecord {
+    /// An empty record for an exporter, to be filled by a decoder.
+    pub fn empty(flow_version: FlowVersion, exporter: IpAddr) -> Self {
+        Self {
+            schema_version: crate::SCHEMA_VERSION,
+            record_id: String::new(),
+            flow_version,
+            exporter,
+            observation_domain: 0,
+            template_id: 0,
+            sequence_number: 0,
+            export_time_ms: 0,
+            received_time_ms: 0,
+            flow_start_ms: None,
+            flow_end_ms: None,
+            time_source: TimeSource::default(),
+            clock_skew_ms: None,
+            src_addr: None,
+            dst_addr: None,
+            src_port: None,
+            dst_port: None,
+            protocol: None,
+            flow_key: None,
+            direction: None,
+            octets: 0,
+            packets: 0,
+            octets_exported: None,
+            packets_exported: None,
+            sampling_interval: 1,
+            tcp_flags: None,
+            tos: None,
+            icmp_type: None,
+            icmp_code: None,
+            input_interface: None,
+            output_interface: None,
+            src_vlan: None,
+            dst_vlan: None,
+            ingress_vrf: None,
+            egress_vrf: None,
+            src_as: None,
+            dst_as: None,
+            src_mask: None,
+            dst_mask: None,
+            next_hop: None,
+            bgp_next_hop: None,
+            flow_end_reason: None,
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The canonical key, when the record has both addresses.
+    pub fn key(&self) -> Option<FlowKey> {
+        let (src, dst) = (self.src_addr?, self.dst_addr?);
+        let scope = self
+            .ingress_vrf
+            .or(self.src_vlan.map(u32::from))
+            .unwrap_or(0);
+        Some(FlowKey::new(
+            self.protocol.unwrap_or(0),
+            (src, self.src_port.unwrap_or(0)),
+            (dst, self.dst_port.unwrap_or(0)),
+            scope,
+        ))
+    }
+
+    /// Fills `flow_key` from the other fields.
+    pub fn set_flow_key(&mut self) {
+        self.flow_key = self.key().map(|k| format!("{:016x}", k.hash64()));
+    }
+
+    /// Fills `record_id` from the record's position in the export stream.
+    pub fn set_record_id(&mut self, index_in_message: u32) {
+        let mut buf = [0u8; 16 + 4 + 8 + 4 + 4];
+        let ip = match self.exporter {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        buf[0..16].copy_from_slice(&ip);
+        buf[16..20].copy_from_slice(&self.observation_domain.to_be_bytes());
+        buf[20..28].copy_from_slice(&self.export_time_ms.to_be_bytes());
+        buf[28..32].copy_from_slice(&self.sequence_number.to_be_bytes());
+        buf[32..36].copy_from_slice(&index_in_message.to_be_bytes());
+        self.record_id = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&buf));
+    }
+}

@@ -1,0 +1,3 @@
+pub mod collect;
+pub mod decode;
+pub mod replay;

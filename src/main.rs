@@ -1,0 +1,49 @@
+//! `supernetflow`: one binary, one subcommand per process role. Each subcommand lives in
+//! `src/cmd/` and calls into the library crates; this file only parses arguments.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "supernetflow",
+    version,
+    about = "Application- and experience-aware flow data from routers' NetFlow/IPFIX"
+)]
+struct Cli {
+    /// Log filter (RUST_LOG syntax), e.g. "info" or "collector=debug".
+    #[arg(long, global = true, env = "SNF_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode NetFlow/IPFIX captures, payload files or IPFIX files and print FlowRecords.
+    Decode(cmd::decode::Args),
+    /// Send the export messages of captures/files over UDP, in order (test helper, load generator).
+    Replay(cmd::replay::Args),
+    // Run the UDP/TCP listeners and print FlowRecords as JSON lines.
+    // Collect(cmd::collect::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let r = match cli.command {
+        Command::Decode(a) => cmd::decode::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
