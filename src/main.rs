@@ -25,8 +25,8 @@ enum Command {
     Decode(cmd::decode::Args),
     /// Send the export messages of captures/files over UDP, in order (test helper, load generator).
     Replay(cmd::replay::Args),
-    // Run the UDP/TCP listeners and print FlowRecords as JSON lines.
-    // Collect(cmd::collect::Args),
+    /// Run the UDP/TCP listeners and print FlowRecords as JSON lines.
+    Collect(cmd::collect::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +38,7 @@ fn main() -> std::process::ExitCode {
     let r = match cli.command {
         Command::Decode(a) => cmd::decode::run(a),
         Command::Replay(a) => cmd::replay::run(a),
+        Command::Collect(a) => cmd::collect::run(a),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

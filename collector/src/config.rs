@@ -83,11 +83,13 @@ impl DecoderConfig {
         }
     }
 
-    /// Settings for decoding finite files: templates never expire and held data waits for the end.
+    /// Settings for decoding finite files: templates never expire, held data waits for the end, and
+    /// times are kept as the exporter stamped them (a capture's age is not clock skew).
     pub fn for_files() -> Self {
         Self {
             template_lifetime_ms: 0,
             hold_ms: 0,
+            clock_skew_threshold_ms: 0,
             ..Self::default()
         }
     }

@@ -6,13 +6,17 @@
 //!   sampling state and counters. NetFlow v9 and IPFIX sets are parsed by `netgauze-flow-pkt`;
 //!   NetFlow v5 is decoded here.
 //! - [`normalize`]: decoded fields → `schemas::FlowRecord` (columns, times, sampling, extensions).
+//! - [`service`]: the running collector: listeners, bounded queue, decode loop, state saves.
 //! - [`state`]: template and sampling persistence across restarts.
 //! - [`config`]: every configuration key, documented.
 
+pub mod bench_stream;
 pub mod config;
 pub mod decode;
+pub mod fuzzing;
 pub mod ingest;
 pub mod normalize;
+pub mod service;
 pub mod state;
 
 pub use config::{CollectorConfig, DecoderConfig};

@@ -1,2 +1,135 @@
-//! `supernetflow collect`: listeners in, JSON lines out (sinks arrive with the next issue).
-pub struct Args;
+//! `supernetflow collect`: the listeners, printing FlowRecords as JSON lines (the Kafka and
+//! Parquet sinks arrive with the sinks issue).
+
+use anyhow::Context;
+use collector::CollectorConfig;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// TOML configuration file (see config/collector.example.toml); flags override it.
+    #[arg(long, env = "SNF_CONFIG")]
+    config: Option<PathBuf>,
+    /// UDP listen address for NetFlow v5/v9/IPFIX; repeat for several. Replaces the configured list.
+    #[arg(long = "udp")]
+    udp: Vec<SocketAddr>,
+    /// TCP listen address for IPFIX over TCP; repeat for several. Replaces the configured list.
+    #[arg(long = "tcp")]
+    tcp: Vec<SocketAddr>,
+    /// Do not listen on TCP at all.
+    #[arg(long)]
+    no_tcp: bool,
+    /// Template state file (persistence across restarts).
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// Do not load or save template state.
+    #[arg(long)]
+    no_state: bool,
+    /// Requested UDP socket receive buffer, bytes.
+    #[arg(long)]
+    recv_buffer: Option<usize>,
+    /// Where records go: JSON lines on stdout, or nowhere (counting only, for benchmarks).
+    #[arg(long, value_enum, default_value = "jsonl")]
+    output: Output,
+    /// Log the counters every N seconds (0: never).
+    #[arg(long, default_value_t = 10)]
+    stats_interval_secs: u64,
+    /// Write the final counters as JSON to this file at exit (stderr gets them too).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the bound listen addresses (one per line, "udp ADDR" / "tcp ADDR") to this file once
+    /// listening: lets tests bind port 0.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+enum Output {
+    Jsonl,
+    None,
+}
+
+pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<CollectorConfig> {
+    match path {
+        None => Ok(CollectorConfig::default()),
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("in config file {}", p.display()))
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = load_config(args.config.as_ref())?;
+    if !args.udp.is_empty() {
+        cfg.udp_listen = args.udp.clone();
+    }
+    if !args.tcp.is_empty() {
+        cfg.tcp_listen = args.tcp.clone();
+    }
+    if args.no_tcp {
+        cfg.tcp_listen.clear();
+    }
+    if let Some(p) = &args.state_file {
+        cfg.state_file = Some(p.clone());
+    }
+    if args.no_state {
+        cfg.state_file = None;
+    }
+    if let Some(b) = args.recv_buffer {
+        cfg.udp_recv_buffer_bytes = b;
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
+    }
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let output = args.output;
+    let ready_file = args.ready_file.clone();
+    let report = collector::service::run(
+        cfg,
+        shutdown,
+        |b| {
+            if let Some(p) = &ready_file {
+                let mut s = String::new();
+                for a in &b.udp {
+                    s.push_str(&format!("udp {a}\n"));
+                }
+                for a in &b.tcp {
+                    s.push_str(&format!("tcp {a}\n"));
+                }
+                let tmp = p.with_extension("tmp");
+                if std::fs::write(&tmp, s)
+                    .and_then(|_| std::fs::rename(&tmp, p))
+                    .is_err()
+                {
+                    tracing::warn!(path = %p.display(), "Could not write the ready file");
+                }
+            }
+        },
+        |records| {
+            if output == Output::Jsonl {
+                for r in records {
+                    serde_json::to_writer(&mut w, r).map_err(|e| e.to_string())?;
+                    w.write_all(b"\n").map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        },
+        (args.stats_interval_secs > 0).then(|| Duration::from_secs(args.stats_interval_secs)),
+    )?;
+    w.flush()?;
+    let json = serde_json::to_string(&report)?;
+    eprintln!("{json}");
+    if let Some(p) = &args.report {
+        std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}

@@ -19,7 +19,7 @@ pub mod v5;
 use crate::config::DecoderConfig;
 use schemas::FlowRecord;
 use stats::{DecodeStats, ExporterStats};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use templates::{DomainState, Proto};
 
@@ -64,6 +64,9 @@ pub struct Decoder {
     pub config: DecoderConfig,
     pub exporters: HashMap<IpAddr, ExporterState>,
     pub totals: DecodeStats,
+    /// Exporters with an IPFIX/TCP session: their templates live as long as the session
+    /// (RFC 7011 §8), not for the UDP template lifetime.
+    pub tcp_exporters: HashSet<IpAddr>,
 }
 
 impl Decoder {
@@ -72,6 +75,32 @@ impl Decoder {
             config,
             exporters: HashMap::new(),
             totals: DecodeStats::default(),
+            tcp_exporters: HashSet::new(),
+        }
+    }
+
+    /// Marks `exporter` as speaking IPFIX over TCP.
+    pub fn note_tcp(&mut self, exporter: IpAddr) {
+        if !self.tcp_exporters.contains(&exporter) {
+            self.tcp_exporters.insert(exporter);
+        }
+    }
+
+    /// An IPFIX/TCP session ended: its templates are gone with it (RFC 7011 §8.1).
+    pub fn tcp_closed(&mut self, exporter: IpAddr) {
+        self.tcp_exporters.remove(&exporter);
+        if let Some(ex) = self.exporters.get_mut(&exporter) {
+            for dom in ex.domains.values_mut() {
+                let ids: Vec<_> = dom
+                    .raw
+                    .keys()
+                    .filter(|(p, _)| *p == Proto::Ipfix)
+                    .copied()
+                    .collect();
+                for (p, id) in ids {
+                    dom.remove_template(p, id);
+                }
+            }
         }
     }
 
@@ -156,7 +185,12 @@ impl Decoder {
     pub fn expire(&mut self, now_ms: i64) {
         let hold = self.config.hold_ms;
         let lifetime = self.config.template_lifetime_ms;
-        for ex in self.exporters.values_mut() {
+        for (ip, ex) in self.exporters.iter_mut() {
+            let lifetime = if self.tcp_exporters.contains(ip) {
+                0
+            } else {
+                lifetime
+            };
             let mut expired_sets = 0u64;
             let mut expired_templates = 0u64;
             for dom in ex.domains.values_mut() {

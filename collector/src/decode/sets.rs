@@ -150,6 +150,8 @@ pub(super) fn decode_v9_ipfix(
                         data_records_in_msg += n;
                         false
                     })
+                } else if dom.rejected.contains(&(proto, id)) {
+                    Err(format!("data set {id} uses a template that was rejected"))
                 } else {
                     hold(cfg, dom, &ctx, id, set, stats);
                     Ok(false)
@@ -332,10 +334,12 @@ fn template_set(
         match parse_template(proto, options, rec) {
             Ok(t) => {
                 dom.templates.insert((proto, tid), t);
+                dom.rejected.remove(&(proto, tid));
             }
             Err(e) => {
                 // A template we cannot parse must not leave an older definition in force.
                 dom.remove_template(proto, tid);
+                dom.rejected.insert((proto, tid));
                 return Err(format!("template {tid} (set {set_id}): {e}"));
             }
         }

@@ -14,7 +14,7 @@
 
 use netgauze_flow_pkt::ie::{InformationElementTemplate, IE};
 use netgauze_flow_pkt::FieldSpecifier;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// RFC 7011 §7: a field length of 65535 means the length is carried in the record.
 pub const VARLEN: u16 = 65535;
@@ -187,6 +187,9 @@ pub struct Sampling {
 #[derive(Debug, Default)]
 pub struct DomainState {
     pub templates: HashMap<(Proto, u16), Template>,
+    /// Templates that arrived but could not be used (e.g. a field length its element's type does
+    /// not allow): their data sets are errors, not "waiting for a template".
+    pub rejected: HashSet<(Proto, u16)>,
     pub raw: HashMap<(Proto, u16), RawTemplate>,
     pub held: VecDeque<HeldSet>,
     pub sampling: Sampling,

@@ -69,12 +69,18 @@ pub fn read_file(path: &Path, stats: &mut FileStats) -> Result<Vec<ExportMessage
             read_pcap(&bytes[..], stats).map_err(cap)
         }
         Some(0x0a0d_0d0a) => read_pcapng(&bytes[..], stats).map_err(|e| cap(e.to_string())),
-        _ => Ok(split_raw(&bytes)),
+        _ => {
+            let ipfix_file = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("ipfix"));
+            Ok(split_raw(&bytes, ipfix_file))
+        }
     }
 }
 
-/// A raw payload file holds one message; an IPFIX file holds several back to back.
-fn split_raw(bytes: &[u8]) -> Vec<ExportMessage> {
+/// A raw payload file holds one message (bytes past the message's own length are not part of
+/// it, as in a UDP datagram); an IPFIX file (RFC 5655) holds several back to back.
+fn split_raw(bytes: &[u8], ipfix_file: bool) -> Vec<ExportMessage> {
     let exporter = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let one = |payload: &[u8]| ExportMessage {
         exporter,
@@ -90,6 +96,9 @@ fn split_raw(bytes: &[u8]) -> Vec<ExportMessage> {
         }
         out.push(one(&rest[..len]));
         rest = &rest[len..];
+        if !ipfix_file {
+            return out;
+        }
     }
     if !rest.is_empty() {
         // Not (or no longer) an IPFIX stream: hand the rest over as one message; the decoder

@@ -93,6 +93,7 @@ struct SamplingFields {
     size: Option<u32>,
     population: Option<u32>,
     probability: Option<f64>,
+    algorithm: Option<u16>,
 }
 
 impl SamplingFields {
@@ -106,25 +107,40 @@ impl SamplingFields {
             Field::samplingSize(v) => self.size = Some(*v),
             Field::samplingPopulation(v) => self.population = Some(*v),
             Field::samplingProbability(v) => self.probability = Some(v.0),
+            Field::selectorAlgorithm(a) => self.algorithm = Some(u16::from(*a)),
             _ => return false,
         }
         true
     }
 
-    /// One-in-N interval.
+    /// One-in-N interval. The selector algorithm (IE 304, RFC 5477 §8.2.1) says which elements
+    /// describe it; without one, the elements present are read in the order below.
     fn interval(&self) -> Option<u32> {
-        let n = if let Some(i) = self.interval.or(self.random_interval) {
-            Some(i)
-        } else if let Some(pi) = self.packet_interval {
-            // Systematic count-based: select `pi` packets, skip `space` (RFC 5477 §8.2).
-            let space = self.packet_space.unwrap_or(0);
-            (pi > 0).then(|| (pi.saturating_add(space)) / pi)
-        } else if let (Some(sz), Some(pop)) = (self.size, self.population) {
-            (sz > 0).then(|| pop / sz)
-        } else {
+        let count_based = || {
+            // Systematic count-based: select `interval` packets, skip `space`.
+            let pi = self.packet_interval.filter(|pi| *pi > 0)?;
+            Some(pi.saturating_add(self.packet_space.unwrap_or(0)) / pi)
+        };
+        let n_of_n = || {
+            // Random n-out-of-N: `size` packets out of every `population`.
+            let sz = self.size.filter(|s| *s > 0)?;
+            Some(self.population? / sz)
+        };
+        let probabilistic = || {
             self.probability
                 .filter(|p| *p > 0.0 && *p <= 1.0)
                 .map(|p| (1.0 / p).round() as u32)
+        };
+        let n = match self.algorithm {
+            Some(1) => count_based(),
+            Some(3) => n_of_n(),
+            Some(4) | Some(5) => probabilistic(),
+            _ => self
+                .interval
+                .or(self.random_interval)
+                .or_else(n_of_n)
+                .or_else(count_based)
+                .or_else(probabilistic),
         };
         n.filter(|n| *n > 0)
     }
@@ -154,6 +170,7 @@ pub fn flow_record(
     let mut sampling = SamplingFields::default();
     let mut sampler: Option<u64> = None;
     let mut extras: Vec<&Field> = Vec::new();
+    let mut addrs = Addrs::default();
     for f in fields {
         match f {
             Field::octetDeltaCount(_) => octets[0] = Some(f),
@@ -164,18 +181,12 @@ pub fn flow_record(
             Field::packetTotalCount(_) => packets[1] = Some(f),
             Field::postPacketDeltaCount(_) => packets[2] = Some(f),
             Field::initiatorPackets(_) => packets[3] = Some(f),
-            Field::sourceIPv4Address(a) if rec.src_addr.is_none() => {
-                rec.src_addr = Some((*a).into())
-            }
-            Field::destinationIPv4Address(a) if rec.dst_addr.is_none() => {
-                rec.dst_addr = Some((*a).into())
-            }
-            Field::sourceIPv6Address(a) if rec.src_addr.is_none() => {
-                rec.src_addr = Some((*a).into())
-            }
-            Field::destinationIPv6Address(a) if rec.dst_addr.is_none() => {
-                rec.dst_addr = Some((*a).into())
-            }
+            // Tunnelled flows repeat the address, port and protocol elements (outer header first,
+            // then inner, as pmacct reads them): the last occurrence wins.
+            Field::sourceIPv4Address(a) => addrs.v4_src = Some((*a, f)),
+            Field::destinationIPv4Address(a) => addrs.v4_dst = Some((*a, f)),
+            Field::sourceIPv6Address(a) => addrs.v6_src = Some((*a, f)),
+            Field::destinationIPv6Address(a) => addrs.v6_dst = Some((*a, f)),
             Field::sourceTransportPort(p) => rec.src_port = Some(*p),
             Field::destinationTransportPort(p) => rec.dst_port = Some(*p),
             Field::protocolIdentifier(p) => rec.protocol = Some(u8::from(*p)),
@@ -251,6 +262,7 @@ pub fn flow_record(
             }
         }
     }
+    addrs.apply(&mut rec, &mut extras);
     let chosen_octets = octets.iter().position(Option::is_some);
     let chosen_packets = packets.iter().position(Option::is_some);
     rec.octets_exported = chosen_octets.and_then(|i| octets[i]).and_then(counter);
@@ -288,6 +300,46 @@ pub fn flow_record(
     rec.extensions.extend(extras.into_iter().map(extension));
     rec.set_flow_key();
     rec
+}
+
+/// The address elements of a record, last occurrence of each.
+#[derive(Default)]
+struct Addrs<'a> {
+    v4_src: Option<(Ipv4Addr, &'a Field)>,
+    v4_dst: Option<(Ipv4Addr, &'a Field)>,
+    v6_src: Option<(std::net::Ipv6Addr, &'a Field)>,
+    v6_dst: Option<(std::net::Ipv6Addr, &'a Field)>,
+}
+
+impl<'a> Addrs<'a> {
+    /// IPv4 addresses unless both are unspecified and IPv6 ones are present (templates that
+    /// carry both families, e.g. Cisco IOS XR, zero the family a flow does not use). The family
+    /// not chosen is kept as extensions.
+    fn apply(self, rec: &mut FlowRecord, extras: &mut Vec<&'a Field>) {
+        let v4_unset = self.v4_src.is_none_or(|a| a.0.is_unspecified())
+            && self.v4_dst.is_none_or(|a| a.0.is_unspecified());
+        let has_v6 = self.v6_src.is_some() || self.v6_dst.is_some();
+        let has_v4 = self.v4_src.is_some() || self.v4_dst.is_some();
+        if has_v4 && !(v4_unset && has_v6) {
+            rec.src_addr = self.v4_src.map(|a| IpAddr::V4(a.0));
+            rec.dst_addr = self.v4_dst.map(|a| IpAddr::V4(a.0));
+            extras.extend(
+                self.v6_src
+                    .map(|a| a.1)
+                    .into_iter()
+                    .chain(self.v6_dst.map(|a| a.1)),
+            );
+        } else {
+            rec.src_addr = self.v6_src.map(|a| IpAddr::V6(a.0));
+            rec.dst_addr = self.v6_dst.map(|a| IpAddr::V6(a.0));
+            extras.extend(
+                self.v4_src
+                    .map(|a| a.1)
+                    .into_iter()
+                    .chain(self.v4_dst.map(|a| a.1)),
+            );
+        }
+    }
 }
 
 fn counter(f: &Field) -> Option<u64> {

@@ -48,14 +48,14 @@ impl<'a> Times<'a> {
             Field::flowStartMicroseconds(t) => abs(
                 &mut self.start_abs,
                 2,
-                t.timestamp_millis(),
+                ntp(t.timestamp_millis()),
                 &mut self.spare,
                 f,
             ),
             Field::flowStartNanoseconds(t) => abs(
                 &mut self.start_abs,
                 3,
-                t.timestamp_millis(),
+                ntp(t.timestamp_millis()),
                 &mut self.spare,
                 f,
             ),
@@ -76,14 +76,14 @@ impl<'a> Times<'a> {
             Field::flowEndMicroseconds(t) => abs(
                 &mut self.end_abs,
                 2,
-                t.timestamp_millis(),
+                ntp(t.timestamp_millis()),
                 &mut self.spare,
                 f,
             ),
             Field::flowEndNanoseconds(t) => abs(
                 &mut self.end_abs,
                 3,
-                t.timestamp_millis(),
+                ntp(t.timestamp_millis()),
                 &mut self.spare,
                 f,
             ),
@@ -152,6 +152,15 @@ impl<'a> Times<'a> {
         rec.flow_start_ms = Some(start.or(end).map_or(ctx.export_time_ms, |(ms, _)| ms));
         rec.flow_end_ms = Some(end.or(start).map_or(ctx.export_time_ms, |(ms, _)| ms));
     }
+}
+
+/// Seconds from 1900 (NTP era 0) to 1970.
+const NTP_UNIX_OFFSET_MS: i64 = 2_208_988_800_000;
+
+/// dateTimeMicroseconds/Nanoseconds are NTP timestamps (RFC 7011 §6.1.9-10), counted from 1900;
+/// netgauze-flow-pkt 0.13 reads their seconds as Unix seconds, so the era offset is taken off here.
+fn ntp(ms_as_decoded: i64) -> i64 {
+    ms_as_decoded - NTP_UNIX_OFFSET_MS
 }
 
 /// Keeps the lower-ranked of two absolute times; the other goes to `spare`.
