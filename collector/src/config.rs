@@ -34,7 +34,7 @@ pub struct DecoderConfig {
     /// Unit: ms.
     pub clock_skew_threshold_ms: i64,
     #[serde(skip)]
-    parsed_allow: Vec<(IpAddr, u8)>,
+    pub(crate) parsed_allow: Vec<(IpAddr, u8)>,
 }
 
 impl Default for DecoderConfig {

@@ -137,35 +137,34 @@ pub fn run(
     let mut last_log = Instant::now();
     let mut sink_result = Ok(());
     loop {
-        let stopping = shutdown.load(Relaxed);
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(batch) => {
                 let mut changed = false;
                 for (from, ms, msg, is_tcp) in batch.iter() {
                     if is_tcp {
-                        decoder.note_tcp(from.ip());
+                        decoder.decode_tcp(from, Some(ms), msg, &mut out);
+                    } else {
+                        changed |= decoder
+                            .decode(from.ip(), Some(ms), msg, &mut out)
+                            .state_changed;
                     }
-                    changed |= decoder
-                        .decode(from.ip(), Some(ms), msg, &mut out)
-                        .state_changed;
                 }
-                for ip in &batch.closed {
-                    decoder.tcp_closed(*ip);
-                    changed = true;
+                for peer in &batch.closed {
+                    decoder.tcp_closed(*peer);
                 }
                 if changed {
                     save(&decoder);
                 }
-                if !out.is_empty() {
+                if !out.is_empty() && sink_result.is_ok() {
                     if let Err(e) = sink(&out) {
                         sink_result = Err(ServiceError::Sink(e));
                         shutdown.store(true, Relaxed);
                     }
-                    out.clear();
                 }
+                out.clear();
             }
-            Err(RecvTimeoutError::Timeout) if stopping => break,
             Err(RecvTimeoutError::Timeout) => {}
+            // Every receiver has ended (after draining its socket on shutdown).
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_tick.elapsed() >= Duration::from_secs(1) {
@@ -198,6 +197,9 @@ pub fn run(
     metrics
         .kernel_drops
         .store(udp::kernel_drops(&inodes), Relaxed);
+    // Data still waiting for a template will not be decoded by this run: count it. (The held
+    // sets are not persisted; the templates are, so a restart decodes what is sent after it.)
+    decoder.finish();
     save(&decoder);
     sink_result?;
     Ok(Report {

@@ -133,3 +133,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented example is the defaults, key for key: the docs cannot drift from the code.
+    #[test]
+    fn example_config_is_the_default() {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/collector.example.toml");
+        let cfg = load_config(Some(&p)).expect("example config parses");
+        assert_eq!(cfg, CollectorConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[decoder]\nhold_msec = 5\n").expect("write");
+        let e = format!("{:#}", load_config(Some(&p)).expect_err("must fail"));
+        assert!(e.contains("hold_msec"), "{e}");
+    }
+}

@@ -132,10 +132,8 @@ pub struct Matched {
 /// Matches every tshark record to a distinct decoded record equal on all comparable fields.
 pub fn match_records(or: &[OracleRecord], dr: &[Dec]) -> Matched {
     let mut used = vec![false; dr.len()];
-    let mut by_tuple: HashMap<
-        (Option<String>, Option<String>, Option<u64>, Option<u64>),
-        Vec<usize>,
-    > = HashMap::new();
+    type Tuple = (Option<String>, Option<String>, Option<u64>, Option<u64>);
+    let mut by_tuple: HashMap<Tuple, Vec<usize>> = HashMap::new();
     for (i, d) in dr.iter().enumerate() {
         by_tuple
             .entry((d.src.clone(), d.dst.clone(), d.sport, d.dport))

@@ -19,8 +19,8 @@ pub mod v5;
 use crate::config::DecoderConfig;
 use schemas::FlowRecord;
 use stats::{DecodeStats, ExporterStats};
-use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use templates::{DomainState, Proto};
 
 /// What a message header tells the decoding of its records.
@@ -59,14 +59,18 @@ pub struct Outcome {
 }
 
 /// The decoder: every exporter's templates, sampling state and counters.
+///
+/// UDP exporters are keyed by address: a router's datagrams may come from any source port. An
+/// IPFIX/TCP session is its own exporter state keyed by the connection (address and port): its
+/// templates and sequence numbers belong to that session alone (RFC 7011 §8, §10.4), live as long as
+/// it does, and are never persisted.
 #[derive(Debug, Default)]
 pub struct Decoder {
     pub config: DecoderConfig,
     pub exporters: HashMap<IpAddr, ExporterState>,
     pub totals: DecodeStats,
-    /// Exporters with an IPFIX/TCP session: their templates live as long as the session
-    /// (RFC 7011 §8), not for the UDP template lifetime.
-    pub tcp_exporters: HashSet<IpAddr>,
+    /// Open IPFIX/TCP sessions.
+    pub tcp_sessions: HashMap<SocketAddr, ExporterState>,
 }
 
 impl Decoder {
@@ -75,38 +79,14 @@ impl Decoder {
             config,
             exporters: HashMap::new(),
             totals: DecodeStats::default(),
-            tcp_exporters: HashSet::new(),
+            tcp_sessions: HashMap::new(),
         }
     }
 
-    /// Marks `exporter` as speaking IPFIX over TCP.
-    pub fn note_tcp(&mut self, exporter: IpAddr) {
-        if !self.tcp_exporters.contains(&exporter) {
-            self.tcp_exporters.insert(exporter);
-        }
-    }
-
-    /// An IPFIX/TCP session ended: its templates are gone with it (RFC 7011 §8.1).
-    pub fn tcp_closed(&mut self, exporter: IpAddr) {
-        self.tcp_exporters.remove(&exporter);
-        if let Some(ex) = self.exporters.get_mut(&exporter) {
-            for dom in ex.domains.values_mut() {
-                let ids: Vec<_> = dom
-                    .raw
-                    .keys()
-                    .filter(|(p, _)| *p == Proto::Ipfix)
-                    .copied()
-                    .collect();
-                for (p, id) in ids {
-                    dom.remove_template(p, id);
-                }
-            }
-        }
-    }
-
-    /// Decodes one export message from `exporter`, received at `received_ms` (UTC ms; `None` when
-    /// unknown, e.g. a raw payload file: the export time stands in). Records are appended to `out`,
-    /// including records of earlier held data sets that this message's templates unlock.
+    /// Decodes one export message from UDP exporter (or file source) `exporter`, received at
+    /// `received_ms` (UTC ms; `None` when unknown, e.g. a raw payload file: the export time stands
+    /// in). Records are appended to `out`, including records of earlier held data sets that this
+    /// message's templates unlock.
     pub fn decode(
         &mut self,
         exporter: IpAddr,
@@ -114,83 +94,77 @@ impl Decoder {
         msg: &[u8],
         out: &mut Vec<FlowRecord>,
     ) -> Outcome {
-        if !self.config.allows(exporter) {
-            self.totals.dropped_not_allowed += 1;
+        if !self.admit(exporter, self.exporters.contains_key(&exporter)) {
             return Outcome::default();
         }
-        if !self.exporters.contains_key(&exporter)
-            && self.exporters.len() >= self.config.max_exporters
-        {
-            self.totals.dropped_exporter_cap += 1;
-            return Outcome::default();
-        }
-        let Some(version) = msg.get(0..2).map(|v| u16::from_be_bytes([v[0], v[1]])) else {
-            self.totals.errors += 1;
-            self.totals.short_messages += 1;
-            return Outcome::default();
-        };
         let state = self.exporters.entry(exporter).or_default();
-        let before = out.len();
-        let mut stats = DecodeStats::default();
-        let outcome = match version {
-            5 => {
-                sets::decode_v5(
-                    &self.config,
-                    exporter,
-                    state,
-                    received_ms,
-                    msg,
-                    out,
-                    &mut stats,
-                );
-                Outcome::default()
-            }
-            9 => sets::decode_v9_ipfix(
-                &self.config,
-                Proto::V9,
-                exporter,
-                state,
-                received_ms,
-                msg,
-                out,
-                &mut stats,
-            ),
-            10 => sets::decode_v9_ipfix(
-                &self.config,
-                Proto::Ipfix,
-                exporter,
-                state,
-                received_ms,
-                msg,
-                out,
-                &mut stats,
-            ),
-            other => {
-                stats.errors += 1;
-                stats.unsupported_version += 1;
-                state
-                    .stats
-                    .note_error(format!("unsupported export version {other}"));
-                Outcome::default()
-            }
-        };
-        debug_assert_eq!(stats.flow_records as usize, out.len() - before);
-        state.stats.add(&stats);
-        self.totals.add(&stats);
-        outcome
+        decode_message(
+            &self.config,
+            &mut self.totals,
+            state,
+            exporter,
+            received_ms,
+            msg,
+            out,
+        )
     }
 
-    /// Expires held data sets older than the hold time (counted as undecoded) and templates not
-    /// refreshed within their lifetime. Call it periodically with the current time.
+    /// Decodes one IPFIX message read off the TCP session `peer`. Its templates are that
+    /// session's own; they need no persistence (an exporter resends them on a new session).
+    pub fn decode_tcp(
+        &mut self,
+        peer: SocketAddr,
+        received_ms: Option<i64>,
+        msg: &[u8],
+        out: &mut Vec<FlowRecord>,
+    ) {
+        let ip = peer.ip();
+        if !self.admit(ip, self.tcp_sessions.contains_key(&peer)) {
+            return;
+        }
+        let state = self.tcp_sessions.entry(peer).or_default();
+        decode_message(
+            &self.config,
+            &mut self.totals,
+            state,
+            ip,
+            received_ms,
+            msg,
+            out,
+        );
+    }
+
+    /// An IPFIX/TCP session ended: its templates are gone with it (RFC 7011 §8.1), and data
+    /// still held for templates that never came is counted as undecoded.
+    pub fn tcp_closed(&mut self, peer: SocketAddr) {
+        if let Some(mut ex) = self.tcp_sessions.remove(&peer) {
+            let n = drain_held(&mut ex);
+            self.totals.undecoded_sets += n;
+        }
+    }
+
+    /// Allow-list and exporter cap; counts what it refuses.
+    fn admit(&mut self, ip: IpAddr, known: bool) -> bool {
+        if !self.config.allows(ip) {
+            self.totals.dropped_not_allowed += 1;
+            return false;
+        }
+        if !known && self.exporters.len() + self.tcp_sessions.len() >= self.config.max_exporters {
+            self.totals.dropped_exporter_cap += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Expires held data sets older than the hold time (counted as undecoded) and UDP templates
+    /// not refreshed within their lifetime. Call it periodically with the current time.
     pub fn expire(&mut self, now_ms: i64) {
         let hold = self.config.hold_ms;
         let lifetime = self.config.template_lifetime_ms;
-        for (ip, ex) in self.exporters.iter_mut() {
-            let lifetime = if self.tcp_exporters.contains(ip) {
-                0
-            } else {
-                lifetime
-            };
+        let udp = self.exporters.values_mut().map(|ex| (ex, lifetime));
+        // TCP session templates live as long as the session.
+        let tcp = self.tcp_sessions.values_mut().map(|ex| (ex, 0));
+        for (ex, lifetime) in udp.chain(tcp) {
             let mut expired_sets = 0u64;
             let mut expired_templates = 0u64;
             for dom in ex.domains.values_mut() {
@@ -219,18 +193,79 @@ impl Decoder {
         }
     }
 
-    /// Ends a finite input (a file): whatever is still held will never be decoded.
+    /// Ends the input (a file, or the service shutting down): whatever is still held will never
+    /// be decoded and is counted in `undecoded_sets`.
     pub fn finish(&mut self) {
-        for ex in self.exporters.values_mut() {
-            let n: u64 = ex
-                .domains
-                .values_mut()
-                .map(|d| d.held.drain(..).count() as u64)
-                .sum();
-            ex.stats.undecoded_sets += n;
-            self.totals.undecoded_sets += n;
+        for ex in self
+            .exporters
+            .values_mut()
+            .chain(self.tcp_sessions.values_mut())
+        {
+            self.totals.undecoded_sets += drain_held(ex);
         }
     }
+}
+
+/// Drops an exporter's held data sets, counting them in its stats; returns how many.
+fn drain_held(ex: &mut ExporterState) -> u64 {
+    let n: u64 = ex
+        .domains
+        .values_mut()
+        .map(|d| d.held.drain(..).count() as u64)
+        .sum();
+    ex.stats.undecoded_sets += n;
+    n
+}
+
+/// One message against one exporter's state.
+fn decode_message(
+    config: &DecoderConfig,
+    totals: &mut DecodeStats,
+    state: &mut ExporterState,
+    exporter: IpAddr,
+    received_ms: Option<i64>,
+    msg: &[u8],
+    out: &mut Vec<FlowRecord>,
+) -> Outcome {
+    let before = out.len();
+    let mut stats = DecodeStats::default();
+    let version = msg.get(0..2).map(|v| u16::from_be_bytes([v[0], v[1]]));
+    let outcome = match version {
+        None => {
+            stats.errors += 1;
+            stats.short_messages += 1;
+            Outcome::default()
+        }
+        Some(5) => {
+            sets::decode_v5(config, exporter, state, received_ms, msg, out, &mut stats);
+            Outcome::default()
+        }
+        Some(v @ (9 | 10)) => {
+            let proto = if v == 9 { Proto::V9 } else { Proto::Ipfix };
+            sets::decode_v9_ipfix(
+                config,
+                proto,
+                exporter,
+                state,
+                received_ms,
+                msg,
+                out,
+                &mut stats,
+            )
+        }
+        Some(other) => {
+            stats.errors += 1;
+            stats.unsupported_version += 1;
+            state
+                .stats
+                .note_error(format!("unsupported export version {other}"));
+            Outcome::default()
+        }
+    };
+    debug_assert_eq!(stats.flow_records as usize, out.len() - before);
+    state.stats.add(&stats);
+    totals.add(&stats);
+    outcome
 }
 
 #[cfg(test)]

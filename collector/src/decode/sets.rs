@@ -131,6 +131,7 @@ pub(super) fn decode_v9_ipfix(
                 off + header_len(proto),
                 body.len() - off
             ));
+            off = body.len();
             break;
         }
         let set = &body[off..off + len];
@@ -199,12 +200,12 @@ fn header_len(proto: Proto) -> usize {
     }
 }
 
-fn header<'a>(
+fn header(
     proto: Proto,
     exporter: IpAddr,
     received_ms: Option<i64>,
-    msg: &'a [u8],
-) -> Result<(MessageCtx, &'a [u8]), String> {
+    msg: &[u8],
+) -> Result<(MessageCtx, &[u8]), String> {
     match proto {
         Proto::Ipfix => {
             if msg.len() < IPFIX_HEADER {

@@ -199,13 +199,27 @@ fn template_lifetime_applies_to_udp_not_tcp() {
     };
     let mut d = Decoder::new(cfg);
     decode(&mut d, "192.0.2.1", &ipfix(0, 0, &[t256()]));
-    d.note_tcp(ip("192.0.2.2"));
-    decode(&mut d, "192.0.2.2", &ipfix(0, 0, &[t256()]));
+    let peer: std::net::SocketAddr = "192.0.2.2:40000".parse().expect("addr");
+    let mut out = Vec::new();
+    d.decode_tcp(peer, Some(EXPORT_MS), &ipfix(0, 0, &[t256()]), &mut out);
     d.expire(EXPORT_MS + 61_000);
     assert_eq!(d.totals.templates_expired, 1);
-    assert_eq!(d.exporters[&ip("192.0.2.2")].template_count(), 1);
-    d.tcp_closed(ip("192.0.2.2"));
-    assert_eq!(d.exporters[&ip("192.0.2.2")].template_count(), 0);
+    assert_eq!(d.tcp_sessions[&peer].template_count(), 1);
+    d.tcp_closed(peer);
+    assert!(d.tcp_sessions.is_empty());
+}
+
+#[test]
+fn tcp_sessions_from_one_address_keep_their_own_templates() {
+    let mut d = Decoder::new(DecoderConfig::default());
+    let a: std::net::SocketAddr = "192.0.2.2:40000".parse().expect("addr");
+    let b: std::net::SocketAddr = "192.0.2.2:40001".parse().expect("addr");
+    let mut out = Vec::new();
+    d.decode_tcp(a, Some(EXPORT_MS), &ipfix(0, 0, &[t256()]), &mut out);
+    d.decode_tcp(b, Some(EXPORT_MS), &ipfix(0, 0, &[t256()]), &mut out);
+    d.tcp_closed(a);
+    assert_eq!(d.tcp_sessions[&b].template_count(), 1);
+    assert!(d.exporters.is_empty(), "TCP sessions are not UDP exporters");
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub mod tcp;
 pub mod udp;
 
 use serde::Serialize;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Messages received together, in order, in one buffer.
@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct Batch {
     buf: Vec<u8>,
     items: Vec<Item>,
-    /// TCP exporters whose session ended after the messages of this batch.
-    pub closed: Vec<IpAddr>,
+    /// TCP sessions (peer address and port) that ended after the messages of this batch.
+    pub closed: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -88,7 +88,7 @@ fn session(
         }
     }
     let mut b = Batch::default();
-    b.closed.push(peer.ip());
+    b.closed.push(peer);
     let _ = tx.send(b);
 }
 

@@ -108,6 +108,35 @@ pub fn receive_loop(
             Err(TrySendError::Disconnected(_)) => return,
         }
     }
+    drain(&sock, &mut buf, &tx, &metrics);
+}
+
+/// On shutdown: hands over what is still queued in the socket, so that a stopping collector
+/// decodes (and counts) everything the kernel had accepted. Blocking sends: the decode loop runs
+/// until every receiver has finished.
+fn drain(sock: &UdpSocket, buf: &mut [u8], tx: &SyncSender<Batch>, metrics: &IngestMetrics) {
+    if sock.set_nonblocking(true).is_err() {
+        return;
+    }
+    // Bounded, for exporters that keep sending while we stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        let mut batch = Batch::default();
+        while batch.len() < BATCH {
+            match sock.recv_from(buf) {
+                Ok((n, from)) => batch.push(from, now_ms(), &buf[..n], false),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        metrics.udp_datagrams.fetch_add(batch.len() as u64, Relaxed);
+        metrics.udp_bytes.fetch_add(batch.bytes() as u64, Relaxed);
+        if tx.send(batch).is_err() {
+            return;
+        }
+    }
 }
 
 pub fn now_ms() -> i64 {
