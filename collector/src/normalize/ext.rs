@@ -6,7 +6,7 @@
 //! elements) arrive as raw bytes and are kept as hex.
 
 use netgauze_flow_pkt::ie::{
-    Field, HasIE, InformationElementDataType as T, InformationElementTemplate,
+    Field, HasIE, InformationElementDataType as T, InformationElementTemplate, IE,
 };
 use schemas::{ExtValue, Extension};
 use serde_json::Value;
@@ -22,17 +22,49 @@ pub fn extension(f: &Field) -> Extension {
         };
     }
     let ie = f.ie();
+    // Fast path: the element's value serialised straight into an ExtValue (no serde_json tree, no
+    // maps); anything it does not cover goes the generic way below, with the same result.
+    let value = match fast::value(f, ie.data_type()) {
+        Some(v) => v,
+        None => slow_value(f, ie.data_type()),
+    };
+    Extension {
+        pen: ie.pen(),
+        id: ie.id(),
+        name: Some(name_of(ie)),
+        value,
+    }
+}
+
+/// Registry names, formatted once per element (Display of a generated enum is slow): IANA
+/// elements in a table by id, enterprise ones in a map.
+fn name_of(ie: IE) -> String {
+    type Names = (Vec<Option<String>>, std::collections::HashMap<IE, String>);
+    thread_local! {
+        static NAMES: std::cell::RefCell<Names> = std::cell::RefCell::new(Default::default());
+    }
+    NAMES.with(|n| {
+        let mut n = n.borrow_mut();
+        if ie.pen() == 0 {
+            let id = usize::from(ie.id());
+            if n.0.len() <= id {
+                n.0.resize(id + 1, None);
+            }
+            n.0[id].get_or_insert_with(|| ie.to_string()).clone()
+        } else {
+            n.1.entry(ie).or_insert_with(|| ie.to_string()).clone()
+        }
+    })
+}
+
+/// The generic conversion through serde_json's value tree.
+fn slow_value(f: &Field, t: T) -> ExtValue {
     let value = match serde_json::to_value(f) {
         Ok(Value::Object(m)) => m.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null),
         Ok(other) => other,
         Err(e) => Value::String(format!("unrepresentable: {e}")),
     };
-    Extension {
-        pen: ie.pen(),
-        id: ie.id(),
-        name: Some(ie.to_string()),
-        value: typed(ie.data_type(), value),
-    }
+    typed(t, value)
 }
 
 fn typed(t: T, v: Value) -> ExtValue {
@@ -86,4 +118,494 @@ fn chrono_ms(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp_millis())
+}
+
+/// A serde serializer that turns the value inside a `Field` into an [`ExtValue`] exactly as the
+/// serde_json path (`to_value` then [`typed`]) would, for scalars, strings and byte sequences;
+/// it gives up (`None`) on anything nested (maps, structs, variants with data), which then takes
+/// the generic path.
+mod fast {
+    use super::{chrono_ms, ExtValue, T};
+    use netgauze_flow_pkt::ie::Field;
+    use serde::ser::{self, Impossible, Serialize, Serializer};
+    use std::fmt;
+
+    /// Why the fast path gave up.
+    #[derive(Debug)]
+    pub struct GiveUp;
+    impl fmt::Display for GiveUp {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("not a simple value")
+        }
+    }
+    impl std::error::Error for GiveUp {}
+    impl ser::Error for GiveUp {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            GiveUp
+        }
+    }
+
+    pub fn value(f: &Field, t: T) -> Option<ExtValue> {
+        f.serialize(Outer { t }).ok()
+    }
+
+    /// The `Field` enum itself: only newtype variants (`Field::x(value)`) are taken.
+    struct Outer {
+        t: T,
+    }
+
+    /// A simple value.
+    struct Inner {
+        t: T,
+    }
+
+    fn unsigned(v: u64) -> Result<ExtValue, GiveUp> {
+        Ok(ExtValue::Unsigned(v))
+    }
+    fn signed(v: i64) -> Result<ExtValue, GiveUp> {
+        // serde_json reads a non-negative integer back as u64 first.
+        Ok(if v >= 0 {
+            ExtValue::Unsigned(v as u64)
+        } else {
+            ExtValue::Signed(v)
+        })
+    }
+    fn string(t: T, s: String) -> ExtValue {
+        match t {
+            T::ipv4Address | T::ipv6Address | T::macAddress => ExtValue::Address(s),
+            T::dateTimeSeconds
+            | T::dateTimeMilliseconds
+            | T::dateTimeMicroseconds
+            | T::dateTimeNanoseconds => match chrono_ms(&s) {
+                Some(ms) => ExtValue::TimeMs(ms),
+                None => ExtValue::String(s),
+            },
+            _ => ExtValue::String(s),
+        }
+    }
+    /// As [`typed`] does with an array of octets.
+    fn bytes(t: T, b: Vec<u8>) -> ExtValue {
+        if t == T::macAddress && b.len() == 6 {
+            let mut s = String::with_capacity(17);
+            for (i, x) in b.iter().enumerate() {
+                if i > 0 {
+                    s.push(':');
+                }
+                s.push_str(&format!("{x:02x}"));
+            }
+            ExtValue::Address(s)
+        } else {
+            ExtValue::hex(&b)
+        }
+    }
+
+    macro_rules! give_up_rest {
+        () => {
+            type SerializeSeq = Impossible<ExtValue, GiveUp>;
+            type SerializeTuple = Impossible<ExtValue, GiveUp>;
+            type SerializeTupleStruct = Impossible<ExtValue, GiveUp>;
+            type SerializeTupleVariant = Impossible<ExtValue, GiveUp>;
+            type SerializeMap = Impossible<ExtValue, GiveUp>;
+            type SerializeStruct = Impossible<ExtValue, GiveUp>;
+            type SerializeStructVariant = Impossible<ExtValue, GiveUp>;
+            fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, GiveUp> {
+                Err(GiveUp)
+            }
+            fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, GiveUp> {
+                Err(GiveUp)
+            }
+            fn serialize_tuple_struct(
+                self,
+                _: &'static str,
+                _: usize,
+            ) -> Result<Self::SerializeTupleStruct, GiveUp> {
+                Err(GiveUp)
+            }
+            fn serialize_tuple_variant(
+                self,
+                _: &'static str,
+                _: u32,
+                _: &'static str,
+                _: usize,
+            ) -> Result<Self::SerializeTupleVariant, GiveUp> {
+                Err(GiveUp)
+            }
+            fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, GiveUp> {
+                Err(GiveUp)
+            }
+            fn serialize_struct(
+                self,
+                _: &'static str,
+                _: usize,
+            ) -> Result<Self::SerializeStruct, GiveUp> {
+                Err(GiveUp)
+            }
+            fn serialize_struct_variant(
+                self,
+                _: &'static str,
+                _: u32,
+                _: &'static str,
+                _: usize,
+            ) -> Result<Self::SerializeStructVariant, GiveUp> {
+                Err(GiveUp)
+            }
+        };
+    }
+
+    impl Serializer for Outer {
+        type Ok = ExtValue;
+        type Error = GiveUp;
+        give_up_rest!();
+        fn serialize_newtype_variant<V: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            v: &V,
+        ) -> Result<ExtValue, GiveUp> {
+            v.serialize(Inner { t: self.t })
+        }
+        fn serialize_bool(self, _: bool) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_i8(self, _: i8) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_i16(self, _: i16) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_i32(self, _: i32) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_i64(self, _: i64) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_u8(self, _: u8) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_u16(self, _: u16) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_u32(self, _: u32) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_u64(self, _: u64) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_f32(self, _: f32) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_f64(self, _: f64) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_char(self, _: char) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_str(self, _: &str) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_bytes(self, _: &[u8]) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_none(self) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_some<V: ?Sized + Serialize>(self, _: &V) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_unit(self) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+        ) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_newtype_struct<V: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            _: &V,
+        ) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+    }
+
+    impl Serializer for Inner {
+        type Ok = ExtValue;
+        type Error = GiveUp;
+        type SerializeSeq = Bytes;
+        type SerializeTuple = Bytes;
+        type SerializeTupleStruct = Impossible<ExtValue, GiveUp>;
+        type SerializeTupleVariant = Impossible<ExtValue, GiveUp>;
+        type SerializeMap = Impossible<ExtValue, GiveUp>;
+        type SerializeStruct = Impossible<ExtValue, GiveUp>;
+        type SerializeStructVariant = Impossible<ExtValue, GiveUp>;
+        fn serialize_bool(self, v: bool) -> Result<ExtValue, GiveUp> {
+            Ok(ExtValue::Bool(v))
+        }
+        fn serialize_i8(self, v: i8) -> Result<ExtValue, GiveUp> {
+            signed(v.into())
+        }
+        fn serialize_i16(self, v: i16) -> Result<ExtValue, GiveUp> {
+            signed(v.into())
+        }
+        fn serialize_i32(self, v: i32) -> Result<ExtValue, GiveUp> {
+            signed(v.into())
+        }
+        fn serialize_i64(self, v: i64) -> Result<ExtValue, GiveUp> {
+            signed(v)
+        }
+        fn serialize_u8(self, v: u8) -> Result<ExtValue, GiveUp> {
+            unsigned(v.into())
+        }
+        fn serialize_u16(self, v: u16) -> Result<ExtValue, GiveUp> {
+            unsigned(v.into())
+        }
+        fn serialize_u32(self, v: u32) -> Result<ExtValue, GiveUp> {
+            unsigned(v.into())
+        }
+        fn serialize_u64(self, v: u64) -> Result<ExtValue, GiveUp> {
+            unsigned(v)
+        }
+        fn serialize_f32(self, v: f32) -> Result<ExtValue, GiveUp> {
+            self.serialize_f64(f64::from(v))
+        }
+        fn serialize_f64(self, v: f64) -> Result<ExtValue, GiveUp> {
+            // serde_json makes non-finite floats null, and reads integral ones back as floats.
+            if v.is_finite() {
+                Ok(ExtValue::Float(v))
+            } else {
+                Err(GiveUp)
+            }
+        }
+        fn serialize_char(self, v: char) -> Result<ExtValue, GiveUp> {
+            Ok(string(self.t, v.to_string()))
+        }
+        fn serialize_str(self, v: &str) -> Result<ExtValue, GiveUp> {
+            Ok(string(self.t, v.to_owned()))
+        }
+        fn collect_str<V: ?Sized + fmt::Display>(self, v: &V) -> Result<ExtValue, GiveUp> {
+            Ok(string(self.t, v.to_string()))
+        }
+        fn serialize_bytes(self, v: &[u8]) -> Result<ExtValue, GiveUp> {
+            Ok(bytes(self.t, v.to_vec()))
+        }
+        fn serialize_none(self) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_some<V: ?Sized + Serialize>(self, _: &V) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_unit(self) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+        ) -> Result<ExtValue, GiveUp> {
+            Ok(string(self.t, variant.to_owned()))
+        }
+        fn serialize_newtype_struct<V: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            v: &V,
+        ) -> Result<ExtValue, GiveUp> {
+            v.serialize(self)
+        }
+        fn serialize_newtype_variant<V: ?Sized + Serialize>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &V,
+        ) -> Result<ExtValue, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_seq(self, len: Option<usize>) -> Result<Bytes, GiveUp> {
+            Ok(Bytes {
+                t: self.t,
+                b: Vec::with_capacity(len.unwrap_or(0)),
+            })
+        }
+        fn serialize_tuple(self, len: usize) -> Result<Bytes, GiveUp> {
+            self.serialize_seq(Some(len))
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStruct, GiveUp> {
+            Err(GiveUp)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, GiveUp> {
+            Err(GiveUp)
+        }
+    }
+
+    /// A sequence of octets (anything else gives up).
+    pub struct Bytes {
+        t: T,
+        b: Vec<u8>,
+    }
+
+    impl Bytes {
+        fn push<V: ?Sized + Serialize>(&mut self, v: &V) -> Result<(), GiveUp> {
+            match v.serialize(Inner { t: T::unsigned8 })? {
+                ExtValue::Unsigned(x) if x < 256 => {
+                    self.b.push(x as u8);
+                    Ok(())
+                }
+                _ => Err(GiveUp),
+            }
+        }
+    }
+
+    impl ser::SerializeSeq for Bytes {
+        type Ok = ExtValue;
+        type Error = GiveUp;
+        fn serialize_element<V: ?Sized + Serialize>(&mut self, v: &V) -> Result<(), GiveUp> {
+            self.push(v)
+        }
+        fn end(self) -> Result<ExtValue, GiveUp> {
+            Ok(bytes(self.t, self.b))
+        }
+    }
+
+    impl ser::SerializeTuple for Bytes {
+        type Ok = ExtValue;
+        type Error = GiveUp;
+        fn serialize_element<V: ?Sized + Serialize>(&mut self, v: &V) -> Result<(), GiveUp> {
+            self.push(v)
+        }
+        fn end(self) -> Result<ExtValue, GiveUp> {
+            Ok(bytes(self.t, self.b))
+        }
+    }
+}
+
+#[cfg(test)]
+mod fast_tests {
+    use super::*;
+    use netgauze_parse_utils::reader::SliceReader;
+    use netgauze_parse_utils::traits::ParseFromWithTwoInputs;
+
+    /// The fast path gives what the serde_json path gives (or gives up), element by element,
+    /// for the elements of the benchmark templates and others of every shape of value.
+    #[test]
+    fn fast_path_matches_serde_json_path() {
+        let specs: &[(u16, u16)] = &[
+            (70, 3),
+            (71, 3),
+            (47, 4),
+            (140, 16),
+            (27, 16),
+            (31, 3),
+            (91, 1),
+            (64, 4),
+            (46, 1),
+            (89, 1),
+            (61, 1),
+            (48, 2),
+            (60, 1),
+            (136, 1),
+            (32, 2),
+            (56, 6),
+            (81, 6),
+            (82, 16),
+            (83, 8),
+            (94, 12),
+            (95, 4),
+            (95, 8),
+            (143, 4),
+            (160, 8),
+            (154, 8),
+            (156, 8),
+            (150, 4),
+            (304, 2),
+            (305, 4),
+            (311, 8),
+            (176, 1),
+            (196, 1),
+            (210, 4),
+            (239, 1),
+            (276, 8),
+            (225, 4),
+            (227, 2),
+            (281, 16),
+            (312, 1),
+            (400, 4),
+            (19, 8),
+            (33, 2),
+            (184, 4),
+        ];
+        let (mut fast_n, mut total) = (0, 0);
+        for (id, len) in specs {
+            let Ok(ie) = IE::try_from((0u32, *id)) else {
+                continue;
+            };
+            for fill in [0u8, 1, 0x7f, 0xff] {
+                let mut bytes: Vec<u8> = (0..*len).map(|i| fill.wrapping_add(i as u8)).collect();
+                if *id == 82 || *id == 83 || *id == 94 {
+                    bytes = b"ge-0/0/0.100-abcdefgh"
+                        .iter()
+                        .copied()
+                        .take(*len as usize)
+                        .collect();
+                }
+                let mut cur = SliceReader::new(&bytes);
+                let Ok(f) = <Field as ParseFromWithTwoInputs<_, _>>::parse(&mut cur, &ie, *len)
+                else {
+                    continue;
+                };
+                total += 1;
+                let t = f.ie().data_type();
+                if let Some(v) = fast::value(&f, t) {
+                    assert_eq!(v, slow_value(&f, t), "{f:?}");
+                    fast_n += 1;
+                }
+                assert_eq!(extension(&f).value, slow_value(&f, t), "{f:?}");
+                assert_eq!(extension(&f).name, Some(ie.to_string()));
+            }
+        }
+        assert!(
+            total > 60 && fast_n > total / 2,
+            "{fast_n} of {total} on the fast path"
+        );
+    }
 }
