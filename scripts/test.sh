@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with the Rust toolchain:
+#
+#   ./scripts/test.sh
+#
+# It installs what the tests need when it is missing (Debian packages: tshark, softflowd, nfdump,
+# pmacct, tcpreplay, libpcap-dev, jq, clang, a C++ compiler; cargo-fuzz), then runs: cargo fmt
+# --check, clippy with warnings as errors, every test of the workspace (unit, property, end to end
+# with the real peers), and a short smoke run of each fuzz target.
+#
+# Environment:
+#   SNF_TESTDATA      the shared test data (default: <repo>/../shared/testdata). Tests that need it
+#                     print "SKIPPED: ..." without it.
+#   CARGO_TARGET_DIR  build cache (default: ~/.cache/supernetflow/target, outside the clone, so a
+#                     fresh clone reuses an earlier build).
+#   SNF_FUZZ_SECS     seconds per fuzz target in the smoke run (default 10; 0 skips it).
+#   SNF_NO_INSTALL=1  never install anything (fail or skip instead).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+export SNF_TESTDATA=${SNF_TESTDATA:-$root/../shared/testdata}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/supernetflow/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+fuzz_secs=${SNF_FUZZ_SECS:-10}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- Debian packages --------------------------------------------------------------------------
+# command → package that provides it
+declare -A need=(
+    [tshark]=tshark
+    [softflowd]=softflowd
+    [nfcapd]=nfdump
+    [nfacctd]=pmacct
+    [tcpreplay]=tcpreplay
+    [jq]=jq
+    [c++]=g++
+    [clang]=clang
+)
+missing=()
+for cmd in "${!need[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${need[$cmd]}")
+done
+[ -e /usr/include/pcap/pcap.h ] || missing+=(libpcap-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "${SNF_NO_INSTALL:-0}" = 1 ]; then
+        echo "test.sh: missing packages (SNF_NO_INSTALL=1): ${missing[*]}" >&2
+        exit 2
+    fi
+    step "installing Debian packages: ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # tshark asks whether non-root users may capture: answer for it.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections 2>/dev/null || true
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+if [ ! -d "$SNF_TESTDATA" ]; then
+    echo "test.sh: WARNING: no shared test data at $SNF_TESTDATA (set SNF_TESTDATA):" \
+        "tests against real captures will print SKIPPED" >&2
+fi
+
+# --- Rust checks and tests -------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (workspace)"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --locked --no-fail-fast --failure-output final
+    # nextest does not run doctests
+    cargo test --workspace --locked --doc
+else
+    cargo test --workspace --locked --no-fail-fast
+fi
+
+step "benchmarks compile (run them with cargo bench / bench/loopback.sh)"
+cargo bench --workspace --locked --no-run >/dev/null
+
+# --- Fuzz smoke --------------------------------------------------------------------------------
+if [ "$fuzz_secs" != 0 ]; then
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        if [ "${SNF_NO_INSTALL:-0}" = 1 ]; then
+            echo "test.sh: cargo-fuzz missing (SNF_NO_INSTALL=1): fuzz smoke SKIPPED" >&2
+            fuzz_secs=0
+        else
+            step "installing cargo-fuzz"
+            cargo install --locked cargo-fuzz
+        fi
+    fi
+    if [ "$fuzz_secs" != 0 ]; then
+        step "fuzz smoke: ${fuzz_secs}s per target"
+        # cargo-fuzz keeps its own target dir inside fuzz/; point it at the cache too.
+        CARGO_TARGET_DIR="$CARGO_TARGET_DIR/fuzz" scripts/fuzz.sh "$fuzz_secs"
+    fi
+fi
+
+step "all tests passed"
