@@ -4,10 +4,11 @@
 //! variable-length string, an RFC 5103 reverse IE, an IANA IE we do not map) is kept here with its
 //! private enterprise number, its id and, where the registry knows it, its name.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One information element the record has no column for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Extension {
     /// Private enterprise number; 0 for IANA elements. 29305 marks RFC 5103 reverse elements.
     pub pen: u32,
@@ -16,17 +17,23 @@ pub struct Extension {
     /// Registry name where known (e.g. `applicationId`), else `pen<PEN>_ie<ID>` style is left to readers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The element's value. In JSON an object with one key naming the type (`{"unsigned": 42}`).
     pub value: ExtValue,
 }
 
 /// The value of an extension element, typed as the registry types it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExtValue {
+    /// Unsigned integers (unsigned8..unsigned64).
     Unsigned(u64),
+    /// Signed integers (signed8..signed64).
     Signed(i64),
+    /// Floats (float32, float64).
     Float(f64),
+    /// Booleans.
     Bool(bool),
+    /// Strings (UTF-8).
     String(String),
     /// Addresses (IPv4, IPv6, MAC) in their usual text form.
     Address(String),

@@ -6,28 +6,35 @@
 
 use crate::ext::Extension;
 use crate::key::FlowKey;
+use crate::kind::{Record, RecordKind};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// Which export protocol a record came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowVersion {
+    /// NetFlow version 5.
     NetflowV5,
+    /// NetFlow version 9 (RFC 3954).
     NetflowV9,
+    /// IPFIX (RFC 7011).
     Ipfix,
 }
 
 /// Direction of the flow relative to the interface that observed it (IE 61, flowDirection).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Observed entering the router on `input_interface`.
     Ingress,
+    /// Observed leaving the router on `output_interface`.
     Egress,
 }
 
 /// Where `flow_start_ms`/`flow_end_ms` came from, so a reader knows how far to trust them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeSource {
     /// Absolute times sent by the exporter (flowStart/End Seconds, Milli-, Micro-, Nanoseconds).
@@ -44,9 +51,9 @@ pub enum TimeSource {
 }
 
 /// A router's flow, normalised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FlowRecord {
-    /// [`crate::SCHEMA_VERSION`].
+    /// Version of the record model the record was written with ([`crate::SCHEMA_VERSION`]).
     pub schema_version: u16,
     /// Identifies this record: XXH3-64 of (exporter, domain, export time, sequence number, index of
     /// the record in its message), as 16 hex digits. The same export decoded twice gives the same id,
@@ -75,14 +82,19 @@ pub struct FlowRecord {
     /// Exporter clock minus receive clock, ms, when it exceeded the skew threshold; start/end were
     /// shifted by it. `null` when the clocks agree within the threshold.
     pub clock_skew_ms: Option<i64>,
+    /// Source IP address as exported (IE 8/27).
     pub src_addr: Option<IpAddr>,
+    /// Destination IP address as exported (IE 12/28).
     pub dst_addr: Option<IpAddr>,
+    /// Source transport port (IE 7); `null` for protocols without ports.
     pub src_port: Option<u16>,
+    /// Destination transport port (IE 11); `null` for protocols without ports.
     pub dst_port: Option<u16>,
     /// IP protocol number (6 TCP, 17 UDP, ...).
     pub protocol: Option<u8>,
     /// Canonical flow key hash as 16 hex digits ([`FlowKey`]); `null` without addresses.
     pub flow_key: Option<String>,
+    /// Direction relative to the observing interface (IE 61); `null` when not exported.
     pub direction: Option<Direction>,
     /// Octets, upscaled by `sampling_interval`.
     pub octets: u64,
@@ -98,26 +110,53 @@ pub struct FlowRecord {
     pub tcp_flags: Option<u16>,
     /// IP type of service / traffic class.
     pub tos: Option<u8>,
+    /// ICMP/ICMPv6 type (IE 176/178, or the high byte of IE 32/139).
     pub icmp_type: Option<u8>,
+    /// ICMP/ICMPv6 code (IE 177/179, or the low byte of IE 32/139).
     pub icmp_code: Option<u8>,
+    /// SNMP ifIndex of the input interface (IE 10).
     pub input_interface: Option<u32>,
+    /// SNMP ifIndex of the output interface (IE 14).
     pub output_interface: Option<u32>,
+    /// VLAN id on the input side (IE 58 vlanId, or 243 dot1qVlanId).
     pub src_vlan: Option<u16>,
+    /// VLAN id on the output side (IE 59 postVlanId, or 254 postDot1qVlanId).
     pub dst_vlan: Option<u16>,
     /// Ingress VRF id (IE 234).
     pub ingress_vrf: Option<u32>,
     /// Egress VRF id (IE 235).
     pub egress_vrf: Option<u32>,
+    /// Source BGP AS number (IE 16).
     pub src_as: Option<u32>,
+    /// Destination BGP AS number (IE 17).
     pub dst_as: Option<u32>,
+    /// Source prefix length, bits (IE 9/29).
     pub src_mask: Option<u8>,
+    /// Destination prefix length, bits (IE 13/30).
     pub dst_mask: Option<u8>,
+    /// IP next hop (IE 15/62).
     pub next_hop: Option<IpAddr>,
+    /// BGP next hop (IE 18/63).
     pub bgp_next_hop: Option<IpAddr>,
     /// flowEndReason (IE 136).
     pub flow_end_reason: Option<u8>,
-    /// Every other element the exporter sent.
+    /// Every other element the exporter sent, typed (enterprise IEs, RFC 5103 reverse IEs, IANA IEs
+    /// without a column). In Avro and Parquet each value is a string in `value` with its type in
+    /// `value_type`.
     pub extensions: Vec<Extension>,
+}
+
+impl Record for FlowRecord {
+    const KIND: RecordKind = RecordKind::Flow;
+    fn schema_version(&self) -> u16 {
+        self.schema_version
+    }
+    fn record_id(&self) -> &str {
+        &self.record_id
+    }
+    fn message_key(&self) -> Option<&str> {
+        self.flow_key.as_deref()
+    }
 }
 
 impl FlowRecord {

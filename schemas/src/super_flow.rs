@@ -1,0 +1,94 @@
+//! `SuperFlow`: a router flow joined with the tap's view of it.
+//!
+//! The router's [`FlowRecord`] is embedded whole, unchanged, under `flow` (not flattened): its JSON
+//! stays byte-for-byte what the collector emits, its own `schema_version` and `record_id` do not
+//! clash with the super-flow's, and Parquet readers get one `flow` struct column whose sub-fields
+//! read as `flow.octets`, `flow.src_addr`, .... The tap's blocks sit beside it, `null` when no tap
+//! record matched.
+
+use crate::flow::FlowRecord;
+use crate::kind::{Record, RecordKind};
+use crate::qoe::Qoe;
+use crate::stats::FlowStats;
+use crate::tap::AppPlatform;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A router flow joined with the tap records that cover it. One per router flow record: nothing is
+/// dropped because a match is missing, and `enrichment` says how it was matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SuperFlow {
+    /// Version of the record model the record was written with ([`crate::SCHEMA_VERSION`]).
+    pub schema_version: u16,
+    /// Identifies this record: the embedded flow's `record_id` (one super-flow per router flow
+    /// record), so `super_flows` joins `flow_records` on it and duplicates stay detectable.
+    pub record_id: String,
+    /// The router's flow, as the collector normalised it.
+    pub flow: FlowRecord,
+    /// Application & user platform from the matched tap records; `null` when unmatched.
+    pub app: Option<AppPlatform>,
+    /// Network QoS from the matched tap records (the latest report within the flow's time span);
+    /// `null` when unmatched.
+    pub stats: Option<FlowStats>,
+    /// Application QoE from the matched tap records (the latest window within the flow's time
+    /// span); `null` when unmatched or when the tap measured none.
+    pub qoe: Option<Qoe>,
+    /// How the flow was matched.
+    pub enrichment: Enrichment,
+}
+
+impl SuperFlow {
+    /// A super-flow for a router flow no tap record matched.
+    pub fn unmatched(flow: FlowRecord) -> Self {
+        Self {
+            schema_version: crate::SCHEMA_VERSION,
+            record_id: flow.record_id.clone(),
+            flow,
+            app: None,
+            stats: None,
+            qoe: None,
+            enrichment: Enrichment::default(),
+        }
+    }
+}
+
+impl Record for SuperFlow {
+    const KIND: RecordKind = RecordKind::SuperFlow;
+    fn schema_version(&self) -> u16 {
+        self.schema_version
+    }
+    fn record_id(&self) -> &str {
+        &self.record_id
+    }
+    fn message_key(&self) -> Option<&str> {
+        self.flow.flow_key.as_deref()
+    }
+}
+
+/// Outcome of the join for one router flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchStatus {
+    /// Tap records with the same canonical key cover the flow's time span.
+    Matched,
+    /// No tap record with the flow's key arrived within the grace period.
+    #[default]
+    Unmatched,
+    /// Tap records with the same key exist but cover only part of the flow's time span, or lack
+    /// the classification.
+    Partial,
+}
+
+/// How a super-flow was matched.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Enrichment {
+    /// Join outcome.
+    pub status: MatchStatus,
+    /// Match confidence, 0 to 1: the share of the flow's time span the tap records cover, lowered
+    /// when the key matched only without the VLAN; 0 when unmatched.
+    pub confidence: f32,
+    /// Id of the tap whose records matched; `null` when unmatched.
+    pub tap: Option<String>,
+    /// Number of tap records joined into this super-flow.
+    pub matched_tap_records: u32,
+}
