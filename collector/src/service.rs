@@ -59,12 +59,14 @@ pub struct Bound {
 }
 
 /// Runs until `shutdown` is set. `on_bound` is told the listening addresses once they are open;
-/// `sink` gets every batch of decoded records and may fail the service.
+/// `sink` gets (owns) every batch of decoded records and may fail the service. A sink that blocks
+/// back-pressures the decode loop, whose full queue then drops UDP batches into
+/// `queue_full_drops`: never silently.
 pub fn run(
     mut cfg: CollectorConfig,
     shutdown: Arc<AtomicBool>,
     on_bound: impl FnOnce(&Bound),
-    mut sink: impl FnMut(&[FlowRecord]) -> Result<(), String>,
+    mut sink: impl FnMut(Vec<FlowRecord>) -> Result<(), String>,
     stats_interval: Option<Duration>,
 ) -> Result<Report, ServiceError> {
     cfg.decoder.validate().map_err(ServiceError::Config)?;
@@ -156,7 +158,8 @@ pub fn run(
                     save(&decoder);
                 }
                 if !out.is_empty() && sink_result.is_ok() {
-                    if let Err(e) = sink(&out) {
+                    let batch = std::mem::replace(&mut out, Vec::with_capacity(4096));
+                    if let Err(e) = sink(batch) {
                         sink_result = Err(ServiceError::Sink(e));
                         shutdown.store(true, Relaxed);
                     }

@@ -16,7 +16,7 @@ pub struct Extension {
     pub id: u16,
     /// Registry name where known (e.g. `applicationId`), else `pen<PEN>_ie<ID>` style is left to readers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<std::borrow::Cow<'static, str>>,
     /// The element's value. In JSON an object with one key naming the type (`{"unsigned": 42}`).
     pub value: ExtValue,
 }
@@ -57,9 +57,26 @@ impl ExtValue {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// `v` as 16 lower-case hex digits (the form of flow keys and record ids), without the
+/// formatting machinery: this runs twice per record on the decode path.
+pub fn hex64(v: u64) -> String {
+    let mut b = [0u8; 16];
+    for (i, d) in b.iter_mut().enumerate() {
+        *d = HEX[((v >> (60 - 4 * i)) & 15) as usize];
+    }
+    b.iter().map(|&c| char::from(c)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex64_matches_format() {
+        for v in [0u64, 1, 0xa574_7053_a349_79c3, u64::MAX, 1 << 63] {
+            assert_eq!(hex64(v), format!("{v:016x}"));
+        }
+    }
 
     #[test]
     fn hex_and_json_shape() {

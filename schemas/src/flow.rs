@@ -226,7 +226,7 @@ impl FlowRecord {
 
     /// Fills `flow_key` from the other fields.
     pub fn set_flow_key(&mut self) {
-        self.flow_key = self.key().map(|k| format!("{:016x}", k.hash64()));
+        self.flow_key = self.key().map(|k| crate::ext::hex64(k.hash64()));
     }
 
     /// Fills `record_id` from the record's position in the export stream.
@@ -241,6 +241,6 @@ impl FlowRecord {
         buf[20..28].copy_from_slice(&self.export_time_ms.to_be_bytes());
         buf[28..32].copy_from_slice(&self.sequence_number.to_be_bytes());
         buf[32..36].copy_from_slice(&index_in_message.to_be_bytes());
-        self.record_id = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&buf));
+        self.record_id = crate::ext::hex64(xxhash_rust::xxh3::xxh3_64(&buf));
     }
 }

@@ -89,9 +89,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
     }
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    // JSON lines are written by their own thread, so serialising does not slow decoding; the
+    // channel is bounded, so a slow stdout back-pressures the decode loop (and from there shows in
+    // queue_full_drops) instead of growing memory.
     let output = args.output;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<schemas::FlowRecord>>(64);
+    let writer = std::thread::Builder::new()
+        .name("jsonl-writer".into())
+        .spawn(move || -> std::io::Result<()> {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            for batch in rx {
+                for r in &batch {
+                    serde_json::to_writer(&mut w, r)?;
+                    w.write_all(b"\n")?;
+                }
+            }
+            w.flush()
+        })
+        .context("starting the output thread")?;
+    let mut tx = Some(tx);
     let ready_file = args.ready_file.clone();
     let report = collector::service::run(
         cfg,
@@ -116,16 +133,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         |records| {
             if output == Output::Jsonl {
-                for r in records {
-                    serde_json::to_writer(&mut w, r).map_err(|e| e.to_string())?;
-                    w.write_all(b"\n").map_err(|e| e.to_string())?;
+                if let Some(t) = &tx {
+                    t.send(records)
+                        .map_err(|_| "the output thread stopped (stdout closed?)".to_string())?;
                 }
             }
             Ok(())
         },
         (args.stats_interval_secs > 0).then(|| Duration::from_secs(args.stats_interval_secs)),
-    )?;
-    w.flush()?;
+    );
+    drop(tx.take());
+    let written = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
+    let report = report?;
+    written.context("writing records to stdout")?;
     let json = serde_json::to_string(&report)?;
     eprintln!("{json}");
     if let Some(p) = &args.report {

@@ -10,6 +10,7 @@ use netgauze_flow_pkt::ie::{
 };
 use schemas::{ExtValue, Extension};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Converts one element into an extension entry.
 pub fn extension(f: &Field) -> Extension {
@@ -36,26 +37,40 @@ pub fn extension(f: &Field) -> Extension {
     }
 }
 
-/// Registry names, formatted once per element (Display of a generated enum is slow): IANA
-/// elements in a table by id, enterprise ones in a map.
-fn name_of(ie: IE) -> String {
-    type Names = (Vec<Option<String>>, std::collections::HashMap<IE, String>);
+/// Registry names, formatted once per element (Display of a generated enum is slow) and kept for
+/// the life of the process, so each record's extensions borrow them instead of allocating. The
+/// table is bounded: past [`MAX_NAMES`] distinct elements (only possible with many enterprise
+/// elements), names are formatted per record instead.
+fn name_of(ie: IE) -> Cow<'static, str> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<IE, &'static str>>> = OnceLock::new();
     thread_local! {
-        static NAMES: std::cell::RefCell<Names> = std::cell::RefCell::new(Default::default());
+        static LOCAL: std::cell::RefCell<HashMap<IE, &'static str>> = Default::default();
     }
-    NAMES.with(|n| {
-        let mut n = n.borrow_mut();
-        if ie.pen() == 0 {
-            let id = usize::from(ie.id());
-            if n.0.len() <= id {
-                n.0.resize(id + 1, None);
-            }
-            n.0[id].get_or_insert_with(|| ie.to_string()).clone()
-        } else {
-            n.1.entry(ie).or_insert_with(|| ie.to_string()).clone()
+    if let Some(n) = LOCAL.with(|l| l.borrow().get(&ie).copied()) {
+        return Cow::Borrowed(n);
+    }
+    let names = NAMES.get_or_init(Default::default);
+    let Ok(mut g) = names.lock() else {
+        return Cow::Owned(ie.to_string());
+    };
+    let name = match g.get(&ie) {
+        Some(n) => *n,
+        None if g.len() < MAX_NAMES => {
+            let n: &'static str = Box::leak(ie.to_string().into_boxed_str());
+            g.insert(ie, n);
+            n
         }
-    })
+        None => return Cow::Owned(ie.to_string()),
+    };
+    drop(g);
+    LOCAL.with(|l| l.borrow_mut().insert(ie, name));
+    Cow::Borrowed(name)
 }
+
+/// Distinct element names kept for the process's life at most.
+const MAX_NAMES: usize = 65_536;
 
 /// The generic conversion through serde_json's value tree.
 fn slow_value(f: &Field, t: T) -> ExtValue {
@@ -186,12 +201,14 @@ mod fast {
     /// As [`typed`] does with an array of octets.
     fn bytes(t: T, b: Vec<u8>) -> ExtValue {
         if t == T::macAddress && b.len() == 6 {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             let mut s = String::with_capacity(17);
             for (i, x) in b.iter().enumerate() {
                 if i > 0 {
                     s.push(':');
                 }
-                s.push_str(&format!("{x:02x}"));
+                s.push(char::from(HEX[usize::from(x >> 4)]));
+                s.push(char::from(HEX[usize::from(x & 15)]));
             }
             ExtValue::Address(s)
         } else {
@@ -214,6 +231,13 @@ mod fast {
             fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, GiveUp> {
                 Err(GiveUp)
             }
+            give_up_compound!();
+        };
+    }
+
+    /// The compound forms (maps, structs, tuple structs, variants with data) are never simple.
+    macro_rules! give_up_compound {
+        () => {
             fn serialize_tuple_struct(
                 self,
                 _: &'static str,
@@ -441,41 +465,7 @@ mod fast {
         fn serialize_tuple(self, len: usize) -> Result<Bytes, GiveUp> {
             self.serialize_seq(Some(len))
         }
-        fn serialize_tuple_struct(
-            self,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeTupleStruct, GiveUp> {
-            Err(GiveUp)
-        }
-        fn serialize_tuple_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeTupleVariant, GiveUp> {
-            Err(GiveUp)
-        }
-        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, GiveUp> {
-            Err(GiveUp)
-        }
-        fn serialize_struct(
-            self,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeStruct, GiveUp> {
-            Err(GiveUp)
-        }
-        fn serialize_struct_variant(
-            self,
-            _: &'static str,
-            _: u32,
-            _: &'static str,
-            _: usize,
-        ) -> Result<Self::SerializeStructVariant, GiveUp> {
-            Err(GiveUp)
-        }
+        give_up_compound!();
     }
 
     /// A sequence of octets (anything else gives up).
@@ -600,7 +590,7 @@ mod fast_tests {
                     fast_n += 1;
                 }
                 assert_eq!(extension(&f).value, slow_value(&f, t), "{f:?}");
-                assert_eq!(extension(&f).name, Some(ie.to_string()));
+                assert_eq!(extension(&f).name.as_deref(), Some(ie.to_string().as_str()));
             }
         }
         assert!(
