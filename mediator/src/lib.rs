@@ -2,3 +2,4 @@
 //!
 //! Not built yet: see the issues "The spine, part 2" (sinks, HTTP API) and "The join, end to end".
 //! This crate exists so the workspace has its final shape; it depends only on `schemas`.
+pub mod sink;

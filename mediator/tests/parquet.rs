@@ -1,0 +1,663 @@
+//! The Parquet sink against real files in a temporary directory: partitions, round trip, rolling,
+//! crash recovery (drop without close, `kill -9` of a writer process), the direct FlowRecord path,
+//! and external readers (pyarrow, DuckDB, Spark when installed: `tests/parquet_readers.py`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, RecordBatch};
+use mediator::sink::parquet::{
+    flow_batch, partition_path, ParquetSink, ParquetSinkConfig, PartitionTime,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use schemas::{ExtValue, Extension, FlowRecord, RecordKind};
+
+const HOUR: i64 = 3_600_000;
+/// 2024-06-10T06:13:20Z, the record model's sample time.
+const T0: i64 = 1_718_000_000_000;
+
+/// `n` realistic flow records from the sample, their start times spread over `hours` hours from
+/// T0. Every 10th has no start time (partitioned by `received_time_ms`), every 7th is IPv6, and
+/// the extensions cover every value type.
+fn flows(n: usize, hours: i64) -> Vec<FlowRecord> {
+    let base = schemas::sample::flow_record();
+    let step = (hours * HOUR) / n.max(1) as i64;
+    (0..n)
+        .map(|i| {
+            let mut r = base.clone();
+            let t = T0 + step * i as i64;
+            r.sequence_number = 1_000 + i as u32;
+            r.export_time_ms = t + 31_000;
+            r.received_time_ms = t + 31_004;
+            r.flow_start_ms = if i % 10 == 9 { None } else { Some(t) };
+            r.flow_end_ms = r.flow_start_ms.map(|s| s + 29_000);
+            r.src_port = Some(443 + (i % 3) as u16);
+            r.dst_port = Some(40_000 + (i % 20_000) as u16);
+            r.octets = 1_000 + 37 * i as u64;
+            r.packets = 10 + i as u64;
+            r.direction = if i % 2 == 0 { r.direction } else { None };
+            if i % 7 == 3 {
+                r.src_addr = Some(IpAddr::V6(Ipv6Addr::new(
+                    0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16,
+                )));
+                r.dst_addr = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1)));
+                r.next_hop = None;
+            }
+            let v = match i % 8 {
+                0 => ExtValue::Unsigned(i as u64),
+                1 => ExtValue::Signed(-(i as i64)),
+                2 => ExtValue::Float(i as f64 / 4.0),
+                3 => ExtValue::Bool(i % 2 == 0),
+                4 => ExtValue::String(format!("s{i}")),
+                5 => ExtValue::Address("198.51.100.7".into()),
+                6 => ExtValue::TimeMs(t),
+                _ => ExtValue::hex(&[1, 2, (i % 256) as u8]),
+            };
+            if i % 5 == 4 {
+                r.extensions.clear();
+            } else {
+                r.extensions.push(Extension {
+                    pen: 9,
+                    id: 100 + (i % 8) as u16,
+                    name: (i % 3 == 0).then(|| "x".into()),
+                    value: v,
+                });
+            }
+            r.set_flow_key();
+            r.set_record_id(i as u32);
+            r
+        })
+        .collect()
+}
+
+fn cfg(dir: &Path) -> ParquetSinkConfig {
+    ParquetSinkConfig {
+        dir: dir.to_path_buf(),
+        ..ParquetSinkConfig::default()
+    }
+}
+
+/// Files under `dir` whose name ends with `suffix`, sorted.
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    fn walk(d: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, suffix, out);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, suffix, &mut out);
+    out.sort();
+    out
+}
+
+fn visible(dir: &Path) -> Vec<PathBuf> {
+    files(dir, ".parquet")
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        })
+        .collect()
+}
+
+/// Reads a whole file; panics on anything unreadable. Checks the row count against the footer.
+fn read(path: &Path) -> Vec<RecordBatch> {
+    let f = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let footer_rows = SerializedFileReader::new(f.try_clone().expect("clone"))
+        .unwrap_or_else(|e| panic!("{}: footer: {e}", path.display()))
+        .metadata()
+        .file_metadata()
+        .num_rows();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .build()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let batches: Vec<RecordBatch> = reader
+        .map(|b| b.unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect();
+    let n: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(n as i64, footer_rows, "{}", path.display());
+    batches
+}
+
+fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+    let a = b.column_by_name(col).expect(col).as_string::<i32>();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i).to_owned()))
+        .collect()
+}
+
+/// Checks every visible file of `dir`: its rows are records of `by_id`, in the partition of their
+/// event time, with the same values. Returns the record ids read.
+fn check_dataset(dir: &Path, by_id: &BTreeMap<String, FlowRecord>) -> Vec<String> {
+    let mut ids = Vec::new();
+    for path in visible(dir) {
+        let rel = path
+            .strip_prefix(dir)
+            .expect("under dir")
+            .to_string_lossy()
+            .into_owned();
+        for b in read(&path) {
+            let rid = strings(&b, "record_id");
+            let start = b
+                .column_by_name("flow_start_ms")
+                .expect("flow_start_ms")
+                .as_primitive::<TimestampMillisecondType>();
+            let received = b
+                .column_by_name("received_time_ms")
+                .expect("received_time_ms")
+                .as_primitive::<TimestampMillisecondType>();
+            let octets = b
+                .column_by_name("octets")
+                .expect("octets")
+                .as_primitive::<Int64Type>();
+            let src = strings(&b, "src_addr");
+            let ext = b
+                .column_by_name("extensions")
+                .expect("ext")
+                .as_list::<i32>();
+            for i in 0..b.num_rows() {
+                let id = rid[i].clone().expect("record_id not null");
+                let r = by_id
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("unknown record {id}"));
+                let t = r.flow_start_ms.unwrap_or(r.received_time_ms);
+                let want = format!("flow_records/{}/", partition_path(t.div_euclid(HOUR)));
+                assert!(rel.starts_with(&want), "{id} in {rel}, want {want}");
+                assert_eq!(start.is_valid(i).then(|| start.value(i)), r.flow_start_ms);
+                assert_eq!(received.value(i), r.received_time_ms);
+                assert_eq!(octets.value(i) as u64, r.octets);
+                assert_eq!(src[i], r.src_addr.map(|a| a.to_string()));
+                assert_eq!(ext.value(i).len(), r.extensions.len());
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn partitions_round_trip_and_no_tmp_after_close() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let recs = flows(3_000, 3);
+    let mut sink = ParquetSink::new(cfg(tmp.path())).expect("sink");
+    for chunk in recs.chunks(250) {
+        let rep = sink.write(chunk).expect("write");
+        assert_eq!(rep.written, chunk.len());
+        assert!(rep.rejected.is_empty(), "{:?}", rep.rejected);
+    }
+    assert!(sink.open_files() >= 3);
+    let m = sink.close().expect("close");
+    assert_eq!(m.rows_written, 3_000);
+    assert_eq!(m.rows_committed, 3_000);
+    assert_eq!(m.open_files, 0);
+    assert_eq!(m.write_errors, 0);
+
+    // 06:13 + 3 h (+31 s of receive delay on the last records) spans 06..=09.
+    let parts: BTreeSet<String> = visible(tmp.path())
+        .iter()
+        .filter_map(|p| p.parent())
+        .map(|p| {
+            p.strip_prefix(tmp.path())
+                .expect("under")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let want: BTreeSet<String> = (6..=9)
+        .map(|h| format!("flow_records/date=2024-06-10/hour={h:02}"))
+        .collect();
+    assert_eq!(parts, want);
+    assert_eq!(m.files_committed as usize, visible(tmp.path()).len());
+    assert!(files(tmp.path(), ".tmp").is_empty(), "tmp left after close");
+
+    let by_id: BTreeMap<String, FlowRecord> = recs
+        .iter()
+        .map(|r| (r.record_id.clone(), r.clone()))
+        .collect();
+    assert_eq!(by_id.len(), 3_000, "record ids are unique");
+    let ids = check_dataset(tmp.path(), &by_id);
+    assert_eq!(ids.len(), 3_000);
+    assert_eq!(
+        ids.into_iter().collect::<BTreeSet<_>>(),
+        by_id.keys().cloned().collect()
+    );
+}
+
+#[test]
+fn parquet_metadata_timestamps_and_compression() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sink = ParquetSink::new(cfg(tmp.path())).expect("sink");
+    sink.write(&flows(500, 1)).expect("write");
+    sink.close().expect("close");
+    for path in visible(tmp.path()) {
+        let r = SerializedFileReader::new(File::open(&path).expect("open")).expect("reader");
+        let md = r.metadata();
+        let schema = md.file_metadata().schema_descr();
+        let col = schema
+            .columns()
+            .iter()
+            .find(|c| c.name() == "flow_start_ms")
+            .expect("column");
+        assert_eq!(col.physical_type(), parquet::basic::Type::INT64);
+        let lt = format!("{:?}", col.logical_type_ref());
+        assert!(
+            lt.contains("Timestamp")
+                && lt.contains("is_adjusted_to_u_t_c: true")
+                && lt.contains("MILLIS"),
+            "flow_start_ms logical type {lt}"
+        );
+        let rg = md.row_group(0);
+        for c in rg.columns() {
+            assert!(
+                matches!(c.compression(), parquet::basic::Compression::ZSTD(_)),
+                "{} is {:?}",
+                c.column_path(),
+                c.compression()
+            );
+            assert!(
+                c.statistics().is_some(),
+                "{} has no statistics",
+                c.column_path()
+            );
+        }
+        let kv = md
+            .file_metadata()
+            .key_value_metadata()
+            .expect("kv metadata");
+        assert!(kv
+            .iter()
+            .any(|k| k.key == "supernetflow.table" && k.value.as_deref() == Some("flow_records")));
+    }
+}
+
+#[test]
+fn rolls_by_size() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = cfg(tmp.path());
+    c.roll_bytes = 64 * 1024;
+    c.row_group_rows = 1_000;
+    let mut sink = ParquetSink::new(c).expect("sink");
+    // All in one hour: 20 000 records over 30 minutes.
+    let recs = flows(20_000, 1)
+        .into_iter()
+        .map(|mut r| {
+            r.flow_start_ms = Some(T0 + (r.sequence_number as i64 % 1_000) * 1_000);
+            r
+        })
+        .collect::<Vec<_>>();
+    for chunk in recs.chunks(500) {
+        sink.write(chunk).expect("write");
+    }
+    let m = sink.close().expect("close");
+    let vis = visible(tmp.path());
+    assert!(vis.len() >= 3, "only {} files", vis.len());
+    assert_eq!(m.files_committed as usize, vis.len());
+    let mut rows = 0;
+    for p in &vis {
+        rows += read(p).iter().map(RecordBatch::num_rows).sum::<usize>();
+        let len = std::fs::metadata(p).expect("stat").len();
+        // Rolled at 64 KiB of written + in-progress bytes: a file overshoots by at most a batch.
+        assert!(len < 256 * 1024, "{} is {len} bytes", p.display());
+    }
+    assert_eq!(rows, 20_000);
+    assert_eq!(
+        m.bytes_committed,
+        vis.iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum::<u64>()
+    );
+}
+
+#[test]
+fn rolls_by_time_and_bounds_open_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = cfg(tmp.path());
+    c.max_open_files = 2;
+    c.roll_secs = 300;
+    let mut sink = ParquetSink::new(c).expect("sink");
+    let recs = flows(300, 3);
+    sink.write(&recs[..50]).expect("write");
+    assert_eq!(sink.open_files(), 1);
+    assert_eq!(sink.flush_expired(SystemTime::now()).expect("flush"), 0);
+    sink.write(&recs[50..]).expect("write");
+    // Hours 06..=09 but at most two open: the older ones were committed.
+    assert_eq!(sink.open_files(), 2);
+    let metrics = sink.metrics();
+    assert!(metrics.snapshot().files_committed >= 2);
+    let later = SystemTime::now() + Duration::from_secs(301);
+    assert_eq!(sink.flush_expired(later).expect("flush"), 2);
+    assert_eq!(sink.open_files(), 0);
+    let s = metrics.snapshot();
+    assert_eq!(s.rows_committed, 300);
+    assert_eq!(s.open_files, 0);
+    assert!(files(tmp.path(), ".tmp").is_empty());
+    sink.close().expect("close");
+}
+
+#[test]
+fn write_partition_time_uses_the_clock() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut c = cfg(tmp.path());
+    c.partition_time = PartitionTime::Write;
+    let mut sink = ParquetSink::new(c).expect("sink");
+    sink.write(&flows(100, 3)).expect("write");
+    assert_eq!(sink.open_files(), 1, "one partition: now");
+    sink.close().expect("close");
+}
+
+#[test]
+fn bad_rows_are_rejected_and_the_rest_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sink = ParquetSink::new(cfg(tmp.path())).expect("sink");
+    let recs = flows(10, 1);
+    let mut rows: Vec<serde_json::Value> = recs
+        .iter()
+        .map(|r| schemas::published::row(r).expect("row"))
+        .collect();
+    // No partition time at all.
+    rows[2]["flow_start_ms"] = serde_json::Value::Null;
+    rows[2]["received_time_ms"] = serde_json::Value::Null;
+    // A string where a number belongs: the JSON decoder refuses it.
+    rows[5]["octets"] = serde_json::json!("lots");
+    let rep = sink.write_rows(RecordKind::Flow, &rows).expect("write");
+    assert_eq!(rep.written, 8);
+    let idx: Vec<usize> = rep.rejected.iter().map(|r| r.index).collect();
+    assert_eq!(idx, vec![2, 5], "{:?}", rep.rejected);
+    assert_eq!(
+        rep.rejected[1].record_id.as_deref(),
+        Some(recs[5].record_id.as_str())
+    );
+    // An out-of-range counter is refused by both paths.
+    let mut big = recs[0].clone();
+    big.octets = u64::MAX;
+    let rep = sink.write(std::slice::from_ref(&big)).expect("write");
+    assert_eq!((rep.written, rep.rejected.len()), (0, 1));
+    let rep = sink.write_flows(std::slice::from_ref(&big)).expect("write");
+    assert_eq!((rep.written, rep.rejected.len()), (0, 1));
+    let m = sink.close().expect("close");
+    assert_eq!(m.rows_committed, 8);
+    assert_eq!(m.rows_rejected, 4);
+}
+
+#[test]
+fn direct_flow_path_matches_the_generic_path() {
+    let schema = Arc::new(schemas::published::arrow_schema(RecordKind::Flow));
+    let mut recs = flows(400, 2);
+    // A record with nothing optional set.
+    let mut bare = FlowRecord::empty(
+        schemas::FlowVersion::NetflowV5,
+        "192.0.2.9".parse().expect("ip"),
+    );
+    bare.record_id = "00000000000000ff".into();
+    bare.extensions.push(Extension {
+        pen: 0,
+        id: 1,
+        name: None,
+        value: ExtValue::Float(f64::NAN),
+    });
+    recs.push(bare);
+    let rows: Vec<serde_json::Value> = recs
+        .iter()
+        .map(|r| schemas::published::row(r).expect("row"))
+        .collect();
+    let mut dec = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
+        .build_decoder()
+        .expect("decoder");
+    dec.serialize(&rows).expect("serialize");
+    let generic = dec.flush().expect("flush").expect("batch");
+    let refs: Vec<&FlowRecord> = recs.iter().collect();
+    let direct = flow_batch(&schema, &refs).expect("direct");
+    assert_eq!(generic.schema(), direct.schema());
+    for (i, f) in schema.fields().iter().enumerate() {
+        assert_eq!(
+            generic.column(i).to_data(),
+            direct.column(i).to_data(),
+            "column {}",
+            f.name()
+        );
+    }
+
+    // And the files: both paths give the same rows.
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let mut s = ParquetSink::new(cfg(a.path())).expect("sink");
+    s.write(&recs).expect("write");
+    s.close().expect("close");
+    let mut s = ParquetSink::new(cfg(b.path())).expect("sink");
+    s.write_flows(&recs).expect("write");
+    s.close().expect("close");
+    let rel = |d: &Path| {
+        visible(d)
+            .iter()
+            .map(|p| {
+                let dir = p
+                    .parent()
+                    .expect("parent")
+                    .strip_prefix(d)
+                    .expect("under")
+                    .to_path_buf();
+                (dir, read(p))
+            })
+            .collect::<Vec<_>>()
+    };
+    let (ra, rb) = (rel(a.path()), rel(b.path()));
+    assert_eq!(ra.len(), rb.len());
+    for ((da, ba), (db, bb)) in ra.iter().zip(&rb) {
+        assert_eq!(da, db);
+        assert_eq!(ba, bb);
+    }
+}
+
+#[test]
+fn crash_without_close_then_restart_discards_tmp() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let recs = flows(2_000, 3);
+    {
+        let mut c = cfg(tmp.path());
+        c.roll_bytes = 48 * 1024;
+        c.row_group_rows = 500;
+        let mut sink = ParquetSink::new(c).expect("sink");
+        for chunk in recs.chunks(200) {
+            sink.write(chunk).expect("write");
+        }
+        assert!(sink.open_files() > 0);
+        // Dropped without close: what a crash leaves.
+    }
+    let left = files(tmp.path(), ".parquet.tmp");
+    assert!(!left.is_empty(), "a crash leaves tmp files");
+    for p in &left {
+        let name = p.file_name().expect("name").to_string_lossy().into_owned();
+        assert!(name.starts_with('.'), "{name} is hidden from readers");
+        // A tmp file has no footer: unreadable.
+        let f = File::open(p).expect("open");
+        assert!(
+            SerializedFileReader::new(f).is_err(),
+            "{name} should be unreadable"
+        );
+    }
+    let committed = visible(tmp.path());
+    let by_id: BTreeMap<String, FlowRecord> = recs
+        .iter()
+        .map(|r| (r.record_id.clone(), r.clone()))
+        .collect();
+    let before = check_dataset(tmp.path(), &by_id).len();
+
+    let sink = ParquetSink::new(cfg(tmp.path())).expect("restart");
+    let m = sink.metrics().snapshot();
+    assert_eq!(m.tmp_files_discarded as usize, left.len());
+    assert!(files(tmp.path(), ".tmp").is_empty());
+    assert_eq!(visible(tmp.path()), committed, "committed files untouched");
+    assert_eq!(check_dataset(tmp.path(), &by_id).len(), before);
+    sink.close().expect("close");
+}
+
+/// Not a test by itself: the writer process of `kill_9_leaves_only_complete_files`, which runs
+/// this test binary again with `SNF_PARQUET_CHILD_DIR` set. Writes until killed (or 60 s).
+#[test]
+#[ignore = "helper process of kill_9_leaves_only_complete_files"]
+fn kill9_child_writer() {
+    let Some(dir) = std::env::var_os("SNF_PARQUET_CHILD_DIR") else {
+        return;
+    };
+    let mut c = cfg(Path::new(&dir));
+    c.roll_bytes = 32 * 1024;
+    c.row_group_rows = 256;
+    let mut sink = ParquetSink::new(c).expect("sink");
+    let recs = flows(5_000, 3);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        for chunk in recs.chunks(100) {
+            sink.write_flows(chunk).expect("write");
+        }
+    }
+}
+
+#[test]
+fn kill_9_leaves_only_complete_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child = Command::new(exe)
+        .args([
+            "--exact",
+            "kill9_child_writer",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SNF_PARQUET_CHILD_DIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn writer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while visible(tmp.path()).len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "writer committed nothing in 60 s"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "writer exited early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Mid-write: SIGKILL (Child::kill sends SIGKILL on Unix).
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let vis = visible(tmp.path());
+    assert!(vis.len() >= 5);
+    let mut rows = 0;
+    for p in &vis {
+        rows += read(p).iter().map(RecordBatch::num_rows).sum::<usize>();
+    }
+    assert!(rows > 0);
+    let left = files(tmp.path(), ".parquet.tmp").len();
+    let sink = ParquetSink::new(cfg(tmp.path())).expect("restart");
+    assert_eq!(sink.metrics().snapshot().tmp_files_discarded as usize, left);
+    assert!(files(tmp.path(), ".tmp").is_empty());
+    for p in visible(tmp.path()) {
+        read(&p);
+    }
+    println!(
+        "kill -9: {} complete files, {rows} rows, {left} tmp files discarded",
+        vis.len()
+    );
+}
+
+/// Where `pip install --target` puts the Python packages the reader test uses.
+fn py_cache(sub: &str) -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache/supernetflow").join(sub)
+}
+
+fn python_ok(pythonpath: &str, import: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {import}")])
+        .env("PYTHONPATH", pythonpath)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn external_readers_pyarrow_duckdb_spark() {
+    let py = py_cache("py");
+    let spark = py_cache("pyspark");
+    let mut pythonpath = format!("{}:{}", py.display(), spark.display());
+    if let Some(p) = std::env::var_os("PYTHONPATH") {
+        pythonpath = format!("{pythonpath}:{}", p.to_string_lossy());
+    }
+    if !python_ok(&pythonpath, "pyarrow, duckdb") {
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "--target"])
+            .arg(&py)
+            .args(["pyarrow", "duckdb"])
+            .status();
+    }
+    if !python_ok(&pythonpath, "pyarrow, duckdb") {
+        println!("\n*** SKIPPED: external_readers: python3 with pyarrow and duckdb is not available (pip install --target ~/.cache/supernetflow/py pyarrow duckdb) ***\n");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let recs = flows(3_000, 3);
+    let mut c = cfg(tmp.path());
+    c.roll_bytes = 96 * 1024;
+    c.row_group_rows = 1_000;
+    let mut sink = ParquetSink::new(c).expect("sink");
+    for chunk in recs.chunks(300) {
+        sink.write(chunk).expect("write");
+    }
+    let m = sink.close().expect("close");
+    assert!(m.files_committed > 4);
+    // Leave a crashed run's tmp file next to the data: readers must ignore it.
+    let part = tmp.path().join("flow_records/date=2024-06-10/hour=07");
+    std::fs::write(
+        part.join(".part-0-dead-000001.parquet.tmp"),
+        b"PAR1 garbage",
+    )
+    .expect("tmp");
+
+    let first = &recs[0];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parquet_readers.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(tmp.path())
+        .arg(recs.len().to_string())
+        .arg(&first.record_id)
+        .arg(first.flow_start_ms.unwrap_or_default().to_string())
+        .arg(first.octets.to_string())
+        .env("PYTHONPATH", &pythonpath)
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "readers failed:\n{stdout}\n{stderr}");
+    if stdout.contains("SKIPPED") {
+        println!(
+            "\n*** {} ***\n",
+            stdout
+                .lines()
+                .filter(|l| l.contains("SKIPPED"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+}
