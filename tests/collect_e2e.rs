@@ -9,6 +9,7 @@
 //! `Drop` (see `procs`), so a failing test leaves nothing running.
 
 mod procs;
+mod support;
 
 use procs::{CollectOpts, Collector, Finished};
 use serde_json::{Map, Value};
@@ -276,14 +277,21 @@ fn udp_replay_of_every_manifest_case_matches_decode() {
     let Some(ipfix) = procs::testdata(T, "ipfix/MANIFEST.md") else {
         return;
     };
-    let cases = procs::manifest_cases(ipfix.parent().expect("ipfix dir"));
+    let text = std::fs::read_to_string(&ipfix).expect("MANIFEST.md");
+    let cases = support::parse_manifest(&text, ipfix.parent().expect("ipfix dir"))
+        .unwrap_or_else(|e| panic!("MANIFEST.md: {e}"));
     let work = tempfile::tempdir().expect("tempdir");
     let mut c = Collector::start(work.path(), "c", &CollectOpts::default());
     let addr = c.udp_addr();
     let mut sent_total = 0;
     let mut plan = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        let inputs = case.inputs();
+        // The raw payload / IPFIX files when there are any, else the original captures (a
+        // derived pcap would repeat the raw files).
+        let mut inputs = case.raw_files();
+        if inputs.is_empty() {
+            inputs = case.original_pcaps();
+        }
         assert!(!inputs.is_empty(), "{}: no inputs", case.name);
         let exporter = format!("127.0.0.{}", 10 + i);
         let sent = procs::replay(addr, &format!("{exporter}:0"), &inputs);
