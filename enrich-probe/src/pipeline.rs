@@ -1,0 +1,293 @@
+//! The offline pipeline: frames in, [`Output`]s out. The same steps the live path runs on what
+//! the kernel program sends: account (the twin), inspect what reaches user space, classify, set
+//! the flow's verdict, and report flows when they end, expire, or the input ends, plus
+//! Netify-style `flow_stats` every interval of capture time.
+//!
+//! Capture time only moves forward here: the pipeline's clock is the largest timestamp seen, so a
+//! stitched capture whose timestamps jump back does not expire or report anything early.
+
+use crate::classify::signatures::Signatures;
+use crate::classify::{classify, Classification, Server};
+use crate::dpi::dns::DnsCache;
+use crate::dpi::FlowDpi;
+use crate::flow::{
+    Entry, FlowTable, LinkType, Outcome, SendConfig, TwinKey, VERDICT_CLASSIFIED,
+    VERDICT_CLASSIFYING,
+};
+use crate::record::{flow_stats, tap_record, FlowStatsEvent};
+use schemas::{DetectionMethod, TapRecord};
+use serde::Serialize;
+
+/// Settings of the pipeline.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// Tap id written into every record.
+    pub tap_id: String,
+    /// What the kernel program sends (first packets, snap length, header bytes).
+    pub send: SendConfig,
+    /// Flows held at most; the oldest are evicted (and reported) beyond it.
+    pub max_flows: usize,
+    /// A flow with no packet for this long is reported and forgotten, ns.
+    pub idle_timeout_ns: u64,
+    /// A TCP flow that saw RST, or FIN both ways, is reported after this much quiet, ns.
+    pub close_linger_ns: u64,
+    /// `flow_stats` interval, ns (Netify: 15 s); 0 turns them off.
+    pub stats_interval_ns: u64,
+    /// Addresses held by the DNS name cache.
+    pub dns_cache: usize,
+    /// Packets inspected before an unclassified flow is given up on (verdict 3).
+    pub max_inspect: u32,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            tap_id: "offline".into(),
+            send: SendConfig::default(),
+            max_flows: 262_144,
+            idle_timeout_ns: 120_000_000_000,
+            close_linger_ns: 5_000_000_000,
+            stats_interval_ns: 15_000_000_000,
+            dns_cache: 65_536,
+            max_inspect: 32,
+        }
+    }
+}
+
+/// What user space keeps per flow besides the kernel's counters.
+#[derive(Debug, Clone, Default)]
+pub struct FlowUser {
+    /// DPI state.
+    pub dpi: FlowDpi,
+    /// Classification so far.
+    pub class: Classification,
+    /// Name cached for the server address when the flow was classified.
+    pub dns_name: Option<String>,
+    /// Packets the flow had when it was classified.
+    pub detection_packets: u32,
+    /// RST, or FIN both ways, seen.
+    pub closing: bool,
+    /// Bytes per direction and time at the last `flow_stats` (rates are over the interval).
+    pub stats_mark: ([u64; 2], u64),
+    /// Client SYN time, ns.
+    pub syn_ns: Option<u64>,
+    /// Handshake round trip (SYN → SYN-ACK as seen by the tap), ns.
+    pub rtt_ns: Option<u64>,
+}
+
+/// One line of output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A flow's report.
+    Tap(Box<TapRecord>),
+    /// A periodic `flow_stats` line.
+    FlowStats(Box<FlowStatsEvent>),
+}
+
+/// Counters of the pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PipelineCounters {
+    /// Tap records written.
+    pub tap_records: u64,
+    /// `flow_stats` lines written.
+    pub flow_stats: u64,
+    /// Flows reported because they went idle.
+    pub expired_idle: u64,
+    /// Flows reported after RST/FIN.
+    pub expired_closed: u64,
+    /// Flows reported at the end of the input.
+    pub flushed: u64,
+    /// Packets whose timestamp was earlier than the clock.
+    pub time_went_back: u64,
+    /// Flows reported with a provider.
+    pub classified: u64,
+    /// DNS cache addresses dropped because it was full.
+    pub dns_evicted: u64,
+}
+
+/// The offline pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    cfg: ProbeConfig,
+    sigs: Signatures,
+    table: FlowTable<FlowUser>,
+    dns: DnsCache,
+    clock_ns: u64,
+    next_sweep_ns: u64,
+    next_stats_ns: u64,
+    /// Counters.
+    pub counters: PipelineCounters,
+}
+
+const SWEEP_EVERY_NS: u64 = 1_000_000_000;
+
+impl Pipeline {
+    /// A pipeline with these settings and signatures.
+    pub fn new(cfg: ProbeConfig, sigs: Signatures) -> Self {
+        Pipeline {
+            table: FlowTable::new(cfg.max_flows, cfg.send),
+            dns: DnsCache::new(cfg.dns_cache),
+            cfg,
+            sigs,
+            clock_ns: 0,
+            next_sweep_ns: 0,
+            next_stats_ns: 0,
+            counters: PipelineCounters::default(),
+        }
+    }
+
+    /// The flow table (the twin's state; the differential test reads it).
+    pub fn table(&self) -> &FlowTable<FlowUser> {
+        &self.table
+    }
+
+    /// The signatures in use.
+    pub fn signatures(&self) -> &Signatures {
+        &self.sigs
+    }
+
+    /// Runs one frame through the pipeline.
+    pub fn packet(&mut self, ts_ns: u64, frame: &[u8], link: LinkType, out: &mut Vec<Output>) {
+        if ts_ns < self.clock_ns {
+            self.counters.time_went_back += 1;
+        }
+        self.advance(ts_ns, out);
+        let outcome = self.table.account(ts_ns, frame, link);
+        for (k, e) in self.table.take_evicted() {
+            self.report(&k, &e, out);
+        }
+        let Outcome::Accounted(a) = outcome else {
+            return;
+        };
+        let p = a.parsed;
+        let Some(e) = self.table.get_mut(&p.key) else {
+            return;
+        };
+        let from_client = p.dir == e.state.client_dir;
+        let u = &mut e.user;
+        if p.is_tcp {
+            if from_client && p.flags & 0x12 == 0x02 {
+                u.syn_ns.get_or_insert(ts_ns);
+            } else if !from_client && p.flags & 0x12 == 0x12 && u.rtt_ns.is_none() {
+                u.rtt_ns = u.syn_ns.and_then(|s| ts_ns.checked_sub(s));
+            }
+            let f = e.state.tcp_flags;
+            u.closing = (f[0] | f[1]) & 0x04 != 0 || (f[0] & f[1]) & 0x01 != 0;
+        }
+        let Some((_, cap)) = a.send else {
+            return;
+        };
+        u.dpi.inspect(frame, cap, &p, from_client, &mut self.dns);
+        let named = matches!(
+            u.class.method,
+            DetectionMethod::Sni | DetectionMethod::HttpHost
+        ) || (u.class.method == DetectionMethod::Dns && u.dpi.dns_qname.is_some());
+        if !named {
+            let server = e.state.client_dir ^ 1;
+            let (addr, port) = p.key.sender(server);
+            if u.dns_name.is_none() {
+                u.dns_name = self.dns.get(&addr).map(str::to_string);
+            }
+            let c = classify(
+                &self.sigs,
+                &u.dpi,
+                Server {
+                    protocol: p.key.protocol,
+                    addr,
+                    port,
+                },
+                u.dns_name.as_deref(),
+            );
+            if c != u.class && c.app_type != schemas::AppType::Unknown {
+                u.detection_packets = e.state.total_packets().min(u64::from(u32::MAX)) as u32;
+                u.class = c;
+            }
+        }
+        let done = u.dpi.has_name() && u.class.provider.is_some()
+            || u.dpi.sni.is_some()
+            || u.dpi.inspected >= self.cfg.max_inspect;
+        e.state.verdict = if done {
+            VERDICT_CLASSIFIED
+        } else {
+            VERDICT_CLASSIFYING
+        };
+    }
+
+    /// Moves the clock to `ts_ns` (never back): expires flows and writes `flow_stats` when due.
+    fn advance(&mut self, ts_ns: u64, out: &mut Vec<Output>) {
+        if ts_ns <= self.clock_ns {
+            return;
+        }
+        self.clock_ns = ts_ns;
+        if self.next_stats_ns == 0 && self.cfg.stats_interval_ns > 0 {
+            self.next_stats_ns = ts_ns.saturating_add(self.cfg.stats_interval_ns);
+        }
+        if self.cfg.stats_interval_ns > 0 && ts_ns >= self.next_stats_ns {
+            self.stats(out);
+            let i = self.cfg.stats_interval_ns;
+            // A jump over many intervals writes one set of lines, not one per missed interval.
+            self.next_stats_ns = if ts_ns - self.next_stats_ns >= i {
+                ts_ns.saturating_add(i)
+            } else {
+                self.next_stats_ns + i
+            };
+        }
+        if ts_ns >= self.next_sweep_ns {
+            self.next_sweep_ns = ts_ns.saturating_add(SWEEP_EVERY_NS);
+            let (idle, linger, now) = (
+                self.cfg.idle_timeout_ns,
+                self.cfg.close_linger_ns,
+                self.clock_ns,
+            );
+            let gone = self.table.remove_where(|_, e| {
+                let quiet = now.saturating_sub(e.state.last_seen_ns());
+                quiet > idle || (e.user.closing && quiet > linger)
+            });
+            for (k, e) in gone {
+                if e.user.closing {
+                    self.counters.expired_closed += 1;
+                } else {
+                    self.counters.expired_idle += 1;
+                }
+                self.report(&k, &e, out);
+            }
+        }
+    }
+
+    fn stats(&mut self, out: &mut Vec<Output>) {
+        let now = self.clock_ns;
+        let since = now.saturating_sub(self.cfg.stats_interval_ns);
+        let tap_id = self.cfg.tap_id.clone();
+        let mut n = 0;
+        for (k, e) in self.table.iter_mut() {
+            if e.state.last_seen_ns() < since {
+                continue;
+            }
+            out.push(Output::FlowStats(Box::new(flow_stats(&tap_id, k, e, now))));
+            e.user.stats_mark = (e.state.bytes, now);
+            n += 1;
+        }
+        self.counters.flow_stats += n;
+    }
+
+    fn report(&mut self, k: &TwinKey, e: &Entry<FlowUser>, out: &mut Vec<Output>) {
+        let r = tap_record(&self.cfg.tap_id, &self.sigs, k, e);
+        self.counters.tap_records += 1;
+        if r.app.provider.is_some() {
+            self.counters.classified += 1;
+        }
+        out.push(Output::Tap(Box::new(r)));
+    }
+
+    /// End of input: reports every flow still held.
+    pub fn finish(&mut self, out: &mut Vec<Output>) {
+        let mut all = self.table.drain();
+        // Deterministic output order: by first packet, then key.
+        all.sort_by_key(|(k, e)| (e.state.first_seen_ns(), *k));
+        for (k, e) in all {
+            self.counters.flushed += 1;
+            self.report(&k, &e, out);
+        }
+        self.counters.dns_evicted = self.dns.evicted;
+    }
+}

@@ -1,0 +1,260 @@
+//! The tap's provider against nDPI's on every flow of the nDPI captures in
+//! `testdata/apps/ndpi/**` (the `.out` files are nDPI's own expected results).
+//!
+//! For every flow that nDPI labels with an application the tap's signature file maps to a provider
+//! (`ndpi = [...]` in signatures.toml), the tap must name the same provider on at least 95 % of
+//! them. Flows are matched by protocol and the two endpoints (either order). The test prints a
+//! per-provider table and the unknown rates.
+
+mod common;
+
+use enrich_probe::classify::signatures::Signatures;
+use enrich_probe::flow::SendConfig;
+use enrich_probe::offline::run_files;
+use enrich_probe::{Output, Pipeline, ProbeConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+/// (protocol, lower endpoint, higher endpoint).
+type Key = (u8, SocketAddr, SocketAddr);
+
+fn key(proto: u8, a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b {
+        (proto, a, b)
+    } else {
+        (proto, b, a)
+    }
+}
+
+/// One flow line of an nDPI `.out` file.
+#[derive(Debug)]
+struct NdpiFlow {
+    key: Key,
+    /// Application part of `[proto: ID/Master.App]` (the last dotted name).
+    app: String,
+}
+
+fn endpoint(s: &str) -> Option<SocketAddr> {
+    // "1.2.3.4:80" or "[2001:db8::1]:443"; no port (ICMP) → port 0.
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some(sa);
+    }
+    let ip: IpAddr = s.trim_matches(|c| c == '[' || c == ']').parse().ok()?;
+    Some(SocketAddr::new(ip, 0))
+}
+
+/// Parses the flow lines: `\t<n>\t<PROTO> <a> <->|-> <b> [proto: <ids>/<names>]...`.
+fn parse_out(text: &str) -> Vec<NdpiFlow> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut cols = line.trim_start().splitn(2, char::is_whitespace);
+        let (Some(n), Some(rest)) = (cols.next(), cols.next()) else {
+            continue;
+        };
+        if n.parse::<u32>().is_err() {
+            continue;
+        }
+        let mut w = rest.split_whitespace();
+        let (Some(proto), Some(a), Some(arrow), Some(b)) = (w.next(), w.next(), w.next(), w.next())
+        else {
+            continue;
+        };
+        if arrow != "<->" && arrow != "->" {
+            continue;
+        }
+        let proto = match proto {
+            "TCP" => 6,
+            "UDP" => 17,
+            "ICMP" => 1,
+            "ICMPV6" => 58,
+            other => match other.parse::<u8>() {
+                Ok(p) => p,
+                Err(_) => continue,
+            },
+        };
+        let (Some(a), Some(b)) = (endpoint(a), endpoint(b)) else {
+            continue;
+        };
+        let Some(label) = rest
+            .split("[proto: ")
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+            .and_then(|s| s.split_once('/'))
+            .map(|(_, names)| names)
+        else {
+            continue;
+        };
+        let app = label.rsplit('.').next().unwrap_or(label).to_string();
+        out.push(NdpiFlow {
+            key: key(proto, a, b),
+            app,
+        });
+    }
+    out
+}
+
+#[derive(Default)]
+struct Row {
+    flows: u32,
+    agree: u32,
+    unknown: u32,
+    other: u32,
+    missing: u32,
+}
+
+struct Agreement {
+    rows: BTreeMap<String, Row>,
+    all_flows: u32,
+    all_unknown: u32,
+}
+
+fn agreement(testdata: &Path, snap_len: u32) -> Agreement {
+    let sigs = Signatures::builtin().expect("built-in signatures parse");
+    let captures = common::files_under(&testdata.join("apps/ndpi"), &[".pcap", ".pcapng"]);
+    assert!(!captures.is_empty(), "no nDPI captures found");
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let (mut all_flows, mut all_unknown) = (0, 0);
+    for cap in &captures {
+        let out_file = cap.with_file_name(format!(
+            "{}.out",
+            cap.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        ));
+        let Ok(text) = std::fs::read_to_string(&out_file) else {
+            continue;
+        };
+        let cfg = ProbeConfig {
+            send: SendConfig {
+                snap_len,
+                ..SendConfig::default()
+            },
+            stats_interval_ns: 0,
+            ..ProbeConfig::default()
+        };
+        let mut p = Pipeline::new(cfg, sigs.clone());
+        // Per 5-tuple: the provider of its first classified record (a flow split by idle
+        // expiry in a stitched capture gives several records).
+        let mut tap: HashMap<Key, Option<String>> = HashMap::new();
+        let res = run_files(&mut p, std::slice::from_ref(cap), |o| {
+            if let Output::Tap(r) = o {
+                let k = key(
+                    r.key.protocol,
+                    SocketAddr::new(r.key.client_addr, r.key.client_port),
+                    SocketAddr::new(r.key.server_addr, r.key.server_port),
+                );
+                let e = tap.entry(k).or_insert(None);
+                if e.is_none() {
+                    *e = r.app.provider.clone();
+                }
+            }
+            Ok(())
+        });
+        assert!(res.is_ok(), "{}: {:?}", cap.display(), res.err());
+        for f in parse_out(&text) {
+            all_flows += 1;
+            let got = tap.get(&f.key);
+            if !matches!(got, Some(Some(_))) {
+                all_unknown += 1;
+            }
+            let Some(expected) = sigs.by_ndpi(&f.app) else {
+                continue;
+            };
+            let row = rows.entry(expected.id.clone()).or_default();
+            row.flows += 1;
+            match got {
+                None => row.missing += 1,
+                Some(None) => row.unknown += 1,
+                Some(Some(p)) if *p == expected.id => row.agree += 1,
+                Some(Some(p)) => {
+                    eprintln!(
+                        "  {}: nDPI {} {:?}, tap {p}",
+                        cap.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+                        f.app,
+                        f.key
+                    );
+                    row.other += 1
+                }
+            }
+            if !matches!(got, Some(Some(p)) if *p == expected.id) {
+                eprintln!(
+                    "  miss {}: nDPI {} {:?} tap {:?}",
+                    cap.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+                    f.app,
+                    f.key,
+                    got
+                );
+            }
+        }
+    }
+    Agreement {
+        rows,
+        all_flows,
+        all_unknown,
+    }
+}
+
+fn print(a: &Agreement, title: &str) -> (u32, u32) {
+    println!("\n{title}");
+    println!(
+        "{:<14} {:>6} {:>6} {:>8} {:>8} {:>6} {:>8}",
+        "provider", "flows", "agree", "unknown", "other", "missing", "agree%"
+    );
+    let (mut n, mut ok) = (0, 0);
+    for (p, r) in &a.rows {
+        println!(
+            "{:<14} {:>6} {:>6} {:>8} {:>8} {:>6} {:>7.1}%",
+            p,
+            r.flows,
+            r.agree,
+            r.unknown,
+            r.other,
+            r.missing,
+            100.0 * f64::from(r.agree) / f64::from(r.flows.max(1))
+        );
+        n += r.flows;
+        ok += r.agree;
+    }
+    let unknown: u32 = a.rows.values().map(|r| r.unknown + r.missing).sum();
+    println!(
+        "{:<14} {:>6} {:>6}   agreement {:.1}%, unknown rate on these flows {:.1}%, on all {} nDPI flows {:.1}%",
+        "total",
+        n,
+        ok,
+        100.0 * f64::from(ok) / f64::from(n.max(1)),
+        100.0 * f64::from(unknown) / f64::from(n.max(1)),
+        a.all_flows,
+        100.0 * f64::from(a.all_unknown) / f64::from(a.all_flows.max(1)),
+    );
+    (n, ok)
+}
+
+#[test]
+fn tap_agrees_with_ndpi_on_known_providers() {
+    let Some(td) = common::testdata("ndpi_agreement") else {
+        return;
+    };
+    // What the kernel program sends by default (snap_len 256) and at its largest (512).
+    let small = agreement(&td, 256);
+    print(&small, "snap_len 256 (the kernel program's default)");
+    let large = agreement(&td, 512);
+    let (n, ok) = print(&large, "snap_len 512 (the kernel program's largest)");
+    let full = agreement(&td, 65_535);
+    print(&full, "whole packets (offline only)");
+    assert!(n >= 100, "too few comparable flows: {n}");
+    assert!(
+        f64::from(ok) >= 0.95 * f64::from(n),
+        "tap agrees with nDPI on {ok} of {n} flows (< 95 %)"
+    );
+}
+
+#[test]
+fn out_lines_parse() {
+    let t = "\t1\tTCP 192.168.2.100:49026 -> 179.60.195.33:5222 [proto: 142/WhatsApp][IP: 119/Facebook]\n\
+             \t2\tUDP [2001:db8::1]:443 <-> [2001:db8::2]:5000 [proto: 188.124/QUIC.YouTube][x]\n\
+             Undetected flows:\n";
+    let f = parse_out(t);
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[0].app, "WhatsApp");
+    assert_eq!(f[1].app, "YouTube");
+    assert_eq!(f[1].key.0, 17);
+}
