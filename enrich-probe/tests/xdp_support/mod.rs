@@ -86,7 +86,7 @@ impl NetNs {
             "-n", n, "link", "add", &ns.tx, "type", "veth", "peer", "name", &ns.rx,
         ])?;
         for dev in [&ns.tx, &ns.rx] {
-            ip(&["-n", n, "link", "set", dev, "mtu", "9000", "up"])?;
+            ip(&["-n", n, "link", "set", dev, "mtu", "65000", "up"])?;
         }
         Ok(ns)
     }
