@@ -185,6 +185,7 @@ impl Pipeline {
         if !named {
             let server = e.state.client_dir ^ 1;
             let (addr, port) = p.key.sender(server);
+            let client_port = p.key.sender(server ^ 1).1;
             if u.dns_name.is_none() {
                 u.dns_name = self.dns.get(&addr).map(str::to_string);
             }
@@ -195,6 +196,7 @@ impl Pipeline {
                     protocol: p.key.protocol,
                     addr,
                     port,
+                    client_port,
                 },
                 u.dns_name.as_deref(),
             );

@@ -31,7 +31,7 @@ pub struct Classification {
     pub name: Option<String>,
 }
 
-/// The server side of a flow as classification sees it.
+/// The endpoints of a flow as classification sees them.
 #[derive(Debug, Clone, Copy)]
 pub struct Server {
     /// IP protocol.
@@ -40,6 +40,8 @@ pub struct Server {
     pub addr: IpAddr,
     /// Server port.
     pub port: u16,
+    /// Client port.
+    pub client_port: u16,
 }
 
 /// Classifies a flow from its DPI state; `dns_name` is the cached name of the server address.
@@ -78,6 +80,14 @@ pub fn classify(
             continue;
         }
         if !r.ports.is_empty() && !r.ports.iter().any(|&(a, b)| (a..=b).contains(&server.port)) {
+            continue;
+        }
+        if !r.client_ports.is_empty()
+            && !r
+                .client_ports
+                .iter()
+                .any(|&(a, b)| (a..=b).contains(&server.client_port))
+        {
             continue;
         }
         if !r.prefixes.is_empty() && !r.prefixes.iter().any(|p| p.contains(server.addr)) {

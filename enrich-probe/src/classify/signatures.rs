@@ -61,6 +61,8 @@ struct RuleDef {
     #[serde(default)]
     ports: Vec<String>,
     #[serde(default)]
+    client_ports: Vec<String>,
+    #[serde(default)]
     prefixes: Vec<String>,
     #[serde(default)]
     payload_hex: Vec<String>,
@@ -145,6 +147,8 @@ pub struct Rule {
     pub proto: Option<u8>,
     /// Server port ranges (inclusive), when required.
     pub ports: Vec<(u16, u16)>,
+    /// Client port ranges (inclusive), when required (consoles that keep their well-known port).
+    pub client_ports: Vec<(u16, u16)>,
     /// Server address prefixes, when required.
     pub prefixes: Vec<Prefix>,
     /// Client first-payload prefixes, when required.
@@ -166,6 +170,9 @@ pub struct Signatures {
     pub providers: Vec<Provider>,
     /// (domain suffix, provider index), longest suffix first.
     pub domains: Vec<(String, usize)>,
+    /// (pattern with `*`, provider index), in file order: `*` matches any run of characters
+    /// (e.g. `igcdn-photos-*.akamaihd.net`).
+    pub globs: Vec<(String, usize)>,
     /// Rules, in file order.
     pub rules: Vec<Rule>,
 }
@@ -197,12 +204,18 @@ impl Signatures {
             sets.push((s.name.clone(), ps));
         }
         let mut domains = Vec::new();
+        let mut globs = Vec::new();
         for (i, p) in f.provider.iter().enumerate() {
             if p.id != p.id.to_ascii_lowercase() {
                 return Err(err(format!("provider id {} is not lower case", p.id)));
             }
             for d in &p.domains {
-                domains.push((d.trim_start_matches('.').to_ascii_lowercase(), i));
+                let d = d.trim_start_matches('.').to_ascii_lowercase();
+                if d.contains('*') {
+                    globs.push((d, i));
+                } else {
+                    domains.push((d, i));
+                }
             }
         }
         domains.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
@@ -219,14 +232,19 @@ impl Signatures {
                 Some("udp") => Some(17),
                 Some(o) => return Err(err(format!("proto {o}: tcp or udp"))),
             };
-            let mut ports = Vec::new();
-            for p in &r.ports {
-                let (a, b) = p.split_once('-').unwrap_or((p, p));
-                match (a.trim().parse(), b.trim().parse()) {
-                    (Ok(a), Ok(b)) if a <= b => ports.push((a, b)),
-                    _ => return Err(err(format!("bad port range {p}"))),
+            let ranges = |list: &[String]| -> Result<Vec<(u16, u16)>, ProbeError> {
+                let mut out = Vec::new();
+                for p in list {
+                    let (a, b) = p.split_once('-').unwrap_or((p, p));
+                    match (a.trim().parse(), b.trim().parse()) {
+                        (Ok(a), Ok(b)) if a <= b => out.push((a, b)),
+                        _ => return Err(err(format!("bad port range {p}"))),
+                    }
                 }
-            }
+                Ok(out)
+            };
+            let ports = ranges(&r.ports)?;
+            let client_ports = ranges(&r.client_ports)?;
             let mut prefixes = Vec::new();
             for p in &r.prefixes {
                 if let Some(set) = p.strip_prefix('@') {
@@ -256,6 +274,7 @@ impl Signatures {
                 provider,
                 proto,
                 ports,
+                client_ports,
                 prefixes,
                 payloads,
                 payload_len: r.payload_len,
@@ -267,6 +286,7 @@ impl Signatures {
         Ok(Signatures {
             providers: f.provider,
             domains,
+            globs,
             rules,
         })
     }
@@ -274,6 +294,9 @@ impl Signatures {
     /// The provider whose domain list matches `name` (longest suffix on a label boundary).
     pub fn by_domain(&self, name: &str) -> Option<usize> {
         let name = name.trim_end_matches('.');
+        if let Some((_, i)) = self.globs.iter().find(|(g, _)| glob(g, name)) {
+            return Some(*i);
+        }
         self.domains.iter().find_map(|(d, i)| {
             let hit = name.len() >= d.len()
                 && name[name.len() - d.len()..].eq_ignore_ascii_case(d)
@@ -288,6 +311,29 @@ impl Signatures {
             .iter()
             .find(|p| p.ndpi.iter().any(|n| n == ndpi_name))
     }
+}
+
+/// `*` matches any run of characters (case-insensitive); bounded by the pattern's length.
+fn glob(pattern: &str, name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(p);
+        }
+        match rest.find(p) {
+            Some(at) => rest = &rest[at + p.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {

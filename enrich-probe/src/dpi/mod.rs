@@ -150,6 +150,13 @@ impl FlowDpi {
             self.quic_client(payload);
             return;
         }
+        if from_client && self.sni.is_none() {
+            if let Some(sni) = quic::gquic_chlo_sni(payload) {
+                self.sni = Some(sni);
+                self.quic = true;
+                return;
+            }
+        }
         match rtp::parse_media(payload) {
             Some(rtp::Media::Rtp { .. }) => self.rtp_packets += 1,
             Some(rtp::Media::Rtcp { .. }) => self.rtcp_packets += 1,

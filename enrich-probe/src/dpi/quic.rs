@@ -367,3 +367,52 @@ mod tests {
         assert_eq!(varint(&[0x80], &mut at), None);
     }
 }
+
+/// Google QUIC (Q043-Q046): the client's CHLO is in plain text; returns its `SNI` tag's value.
+/// The CHLO is a tag/value map: `CHLO`, u16 count, u16 padding, `count` × (tag, u32 end offset,
+/// little-endian), then the values back to back.
+pub fn gquic_chlo_sni(payload: &[u8]) -> Option<String> {
+    let head = payload.get(..payload.len().min(64))?;
+    let at = head.windows(4).position(|w| w == b"CHLO")?;
+    let count = usize::from(u16::from_le_bytes([
+        *payload.get(at + 4)?,
+        *payload.get(at + 5)?,
+    ]));
+    if count == 0 || count > 64 {
+        return None;
+    }
+    let index = at + 8;
+    let values = index + 8 * count;
+    let mut start = 0usize;
+    for i in 0..count {
+        let e = payload.get(index + 8 * i..index + 8 * i + 8)?;
+        let end = u32::from_le_bytes([e[4], e[5], e[6], e[7]]) as usize;
+        if &e[..4] == b"SNI\0" {
+            let v = payload.get(values + start..values + end)?;
+            let s = std::str::from_utf8(v).ok()?;
+            return (!s.is_empty()).then(|| s.to_ascii_lowercase());
+        }
+        start = end;
+    }
+    None
+}
+
+#[cfg(test)]
+mod gquic_tests {
+    use super::gquic_chlo_sni;
+
+    #[test]
+    fn chlo_sni() {
+        let mut p = vec![0x0d, 1, 2, 3, 4, 5, 6, 7, 8, b'Q', b'0', b'4', b'3', 1];
+        p.extend_from_slice(b"CHLO");
+        p.extend_from_slice(&[2, 0, 0, 0]);
+        p.extend_from_slice(b"PAD\0");
+        p.extend_from_slice(&3u32.to_le_bytes());
+        p.extend_from_slice(b"SNI\0");
+        p.extend_from_slice(&14u32.to_le_bytes());
+        p.extend_from_slice(b"---www.Example.");
+        assert_eq!(gquic_chlo_sni(&p).as_deref(), Some("www.example"));
+        assert_eq!(gquic_chlo_sni(&p[..30]), None);
+        assert_eq!(gquic_chlo_sni(b"CHLO"), None);
+    }
+}
