@@ -159,6 +159,9 @@ INLINE int parse(void *data, void *data_end, struct parsed *p, __u32 vlan0, int 
 	__u8 l4proto;
 	__u16 proto;
 	__u32 vlan = vlan0;
+	/* Offsets are tracked as numbers, not as pointer differences: without CAP_PERFMON the
+	 * verifier rejects any arithmetic that turns a packet pointer into a scalar. */
+	__u32 off = 14;
 
 	if (cur + 14 > (__u8 *)data_end)
 		return CNT_NA_MALFORMED;
@@ -172,9 +175,10 @@ INLINE int parse(void *data, void *data_end, struct parsed *p, __u32 vlan0, int 
 			vlan = be16(cur) & 0x0fff;
 			proto = be16(cur + 2);
 			cur += 4;
+			off += 4;
 		}
 	}
-	p->l3_off = (__u16)(cur - (__u8 *)data);
+	p->l3_off = (__u16)off;
 
 	if (proto == 0x0800) {
 		if (cur + 20 > (__u8 *)data_end)
@@ -195,6 +199,7 @@ INLINE int parse(void *data, void *data_end, struct parsed *p, __u32 vlan0, int 
 		p->ip_len = tot;
 		p->l4_len = tot - ihl;
 		l4 = cur + ihl;
+		off += ihl;
 	} else if (proto == 0x86dd) {
 		if (cur + 40 > (__u8 *)data_end)
 			return CNT_NA_MALFORMED;
@@ -230,6 +235,7 @@ INLINE int parse(void *data, void *data_end, struct parsed *p, __u32 vlan0, int 
 		if (ext > plen)
 			return CNT_NA_MALFORMED;
 		l4proto = nh;
+		off += 40 + ext;
 		p->ip_len = plen + 40;
 		p->l4_len = plen - ext;
 	} else {
@@ -262,7 +268,7 @@ INLINE int parse(void *data, void *data_end, struct parsed *p, __u32 vlan0, int 
 		dport = be16(l4 + 2);
 		p->l4_hdr = 8;
 	}
-	p->l4_off = (__u16)(l4 - (__u8 *)data);
+	p->l4_off = (__u16)off;
 
 	if (ep_less(dst, dport, src, sport)) {
 		__builtin_memcpy(p->key.low_addr, dst, 16);
@@ -420,8 +426,7 @@ INLINE void send(void *ctx, int is_xdp, const struct parsed *p, struct flow_stat
 }
 
 /* Returns 1 to pass the packet on, 0 to drop it. */
-INLINE int process(void *ctx, int is_xdp, void *data, void *data_end, __u32 wire_len,
-		   __u32 vlan0, int tags0)
+INLINE int process(void *ctx, int is_xdp, __u32 wire_len, __u32 vlan0, int tags0)
 {
 	struct parsed p = {};
 	struct cfg c;
@@ -429,6 +434,16 @@ INLINE int process(void *ctx, int is_xdp, void *data, void *data_end, __u32 wire
 
 	load_cfg(&c);
 	count(CNT_PACKETS, 1);
+	/* Packet pointers are read here, just before use: kept live across the calls above, clang
+	 * zero-extends them with a 32-bit move that the verifier refuses without root. */
+	void *data, *data_end;
+	if (is_xdp) {
+		data = (void *)(long)((struct xdp_md *)ctx)->data;
+		data_end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+	} else {
+		data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		data_end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+	}
 	int na = parse(data, data_end, &p, vlan0, tags0);
 	if (na) {
 		count(na, 1);
@@ -484,24 +499,21 @@ INLINE int process(void *ctx, int is_xdp, void *data, void *data_end, __u32 wire
 SEC("xdp.frags")
 int snf_xdp(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
 	__u32 wire_len = (__u32)bpf_xdp_get_buff_len(ctx);
-	return process(ctx, 1, data, data_end, wire_len, 0, 0) ? XDP_PASS : XDP_DROP;
+	return process(ctx, 1, wire_len, 0, 0) ? XDP_PASS : XDP_DROP;
 }
 
 SEC("classifier")
 int snf_tc(struct __sk_buff *skb)
 {
 	__u32 want = skb->len < 128 ? skb->len : 128;
-	/* Headers may sit in a non-linear part: make the first 128 bytes directly readable. */
-	if (skb->data_end - skb->data < want)
+	/* Headers may sit in a non-linear part: make the first 128 bytes directly readable.
+	 * A comparison, not data_end - data: pointer subtraction needs CAP_PERFMON. */
+	if ((__u8 *)(long)skb->data + want > (__u8 *)(long)skb->data_end)
 		bpf_skb_pull_data(skb, want);
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	/* The stack has already moved the outer VLAN tag into skb->vlan_tci (skb_vlan_untag runs
 	 * before TC ingress): it counts as the first of the two tags. */
 	__u32 vlan0 = skb->vlan_present ? (skb->vlan_tci & 0x0fff) : 0;
 	int tags0 = skb->vlan_present ? 1 : 0;
-	return process(skb, 0, data, data_end, skb->len, vlan0, tags0) ? TC_ACT_OK : TC_ACT_SHOT;
+	return process(skb, 0, skb->len, vlan0, tags0) ? TC_ACT_OK : TC_ACT_SHOT;
 }

@@ -6,9 +6,15 @@
 //! through the probe. Dropping the probe detaches everything.
 //!
 //! # Privileges
-//! Loading needs `CAP_BPF`; attaching needs `CAP_NET_ADMIN` as well. Root is not required:
-//! `setcap cap_bpf,cap_net_admin+ep supernetflow` (kernel ≥ 5.8; memory is charged to the
-//! cgroup on ≥ 5.11, so no RLIMIT_MEMLOCK change is needed).
+//! Root is not required. Loading needs `CAP_BPF` and `CAP_PERFMON`, attaching `CAP_NET_ADMIN`:
+//! `setcap cap_bpf,cap_perfmon,cap_net_admin+ep supernetflow` (kernel ≥ 5.8; memory is charged
+//! to the cgroup on ≥ 5.11, so no RLIMIT_MEMLOCK change is needed). `CAP_PERFMON` is needed
+//! because without it the verifier's Spectre v1 hardening refuses packet-pointer arithmetic with a
+//! variable offset ("pointer arithmetic with it prohibited for !root"), which skipping IPv4
+//! options and IPv6 extension headers requires. Checked by running `tests/xdp_attach.rs` as uid
+//! 65534 with exactly these three capabilities (plus `CAP_NET_RAW` for the test's own sender):
+//! all three attach modes pass; without `CAP_PERFMON` the load is refused; without
+//! `CAP_NET_ADMIN` attaching is.
 //!
 //! # Layout
 //! - `types.rs`: `#[repr(C)]` mirrors of `probe.h` with size/offset assertions.

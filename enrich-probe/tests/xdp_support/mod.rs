@@ -14,10 +14,22 @@ use std::time::{Duration, Instant};
 
 use enrich_probe::kernel::{KernelCounters, Probe, ProbeOptions};
 
+/// `SNF_XDP_DEV=TX,RX`: use this existing veth pair of the current namespace instead of creating
+/// a namespace, and do not require root. This is how the tests check that CAP_BPF + CAP_NET_ADMIN
+/// (+ CAP_NET_RAW for the test's own AF_PACKET sender) are enough, e.g.
+/// `ip netns exec NS setpriv --reuid=65534 --regid=65534 --clear-groups
+///  --inh-caps=-all,+bpf,+net_admin,+net_raw --ambient-caps=-all,+bpf,+net_admin,+net_raw
+///  env SNF_XDP_DEV=a,b ./xdp_attach native_xdp`.
+fn given_devices() -> Option<(String, String)> {
+    let v = std::env::var("SNF_XDP_DEV").ok()?;
+    let (tx, rx) = v.split_once(',')?;
+    Some((tx.to_string(), rx.to_string()))
+}
+
 /// Prints a loud SKIPPED line and returns false when the test cannot run here.
 pub fn privileged(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if given_devices().is_none() && unsafe { libc::geteuid() } != 0 {
         eprintln!("\n*** SKIPPED {test}: needs root (CAP_BPF, CAP_NET_ADMIN, netns) ***\n");
         return false;
     }
@@ -55,15 +67,26 @@ pub struct NetNs {
     pub name: String,
     pub tx: String,
     pub rx: String,
+    /// Made by this process (else given by `SNF_XDP_DEV` and left alone).
+    owned: bool,
 }
 
 impl NetNs {
     pub fn create(tag: &str) -> io::Result<Self> {
+        if let Some((tx, rx)) = given_devices() {
+            return Ok(Self {
+                name: String::new(),
+                tx,
+                rx,
+                owned: false,
+            });
+        }
         let pid = std::process::id();
         let ns = Self {
             name: format!("snf-{pid}-{tag}"),
             tx: format!("snf{pid}{tag}t"),
             rx: format!("snf{pid}{tag}r"),
+            owned: true,
         };
         assert!(ns.rx.len() <= 15, "interface name too long: {}", ns.rx);
         ip(&["netns", "add", &ns.name])?;
@@ -92,19 +115,25 @@ impl NetNs {
     }
 
     /// Moves the calling thread into the namespace until the guard drops.
-    pub fn enter(&self) -> io::Result<Entered> {
+    pub fn enter(&self) -> io::Result<Option<Entered>> {
+        if !self.owned {
+            return Ok(None);
+        }
         let here = File::open("/proc/thread-self/ns/net")?;
         let there = File::open(format!("/run/netns/{}", self.name))?;
         // SAFETY: valid namespace descriptors; setns only affects this thread.
         if unsafe { libc::setns(there.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Entered { back: here })
+        Ok(Some(Entered { back: here }))
     }
 }
 
 impl Drop for NetNs {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!("cleanup: {e}");
         }
