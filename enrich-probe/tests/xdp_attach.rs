@@ -309,3 +309,49 @@ fn generic_xdp() {
 fn tc_ingress() {
     run(AttachMode::Tc, "c");
 }
+
+/// XDP_DROP by default; `pass` (written at run time through the config map) lets frames reach the
+/// stack. Observed with a packet socket on the receiving veth, which only sees what XDP passed.
+#[test]
+fn drop_by_default_pass_when_configured() {
+    if !privileged("xdp_attach") {
+        return;
+    }
+    let ns = NetNs::create("p").expect("creating the namespace and veth pair");
+    let _inside = ns.enter().expect("entering the namespace");
+    let mut opts = ProbeOptions {
+        flow_capacity: 1024,
+        ring_bytes: 1 << 16,
+        ..ProbeOptions::default()
+    };
+    let mut probe = Probe::load(&opts).expect("loading the program");
+    probe
+        .attach(&ns.rx, AttachMode::XdpNative)
+        .expect("attach in native XDP");
+    let tap = TapSocket::open(&ns.rx).expect("packet socket on the receiving veth");
+    let tx = PacketSocket::open(&ns.tx).expect("AF_PACKET socket");
+    let frame = eth(0x0800, &ipv4(17, A4, B4, &udp(1000, 2000, &[0; 20])));
+    for _ in 0..10 {
+        tx.send(&frame).expect("sending a frame");
+    }
+    let c = wait_for_packets(&probe, 10, Duration::from_secs(5));
+    assert_eq!(c.packets, 10);
+    assert_eq!(
+        tap.count(Duration::from_millis(200)),
+        0,
+        "dropped frames reached the stack"
+    );
+
+    opts.pass = true;
+    probe.configure(&opts).expect("writing the configuration");
+    for _ in 0..10 {
+        tx.send(&frame).expect("sending a frame");
+    }
+    let c = wait_for_packets(&probe, 20, Duration::from_secs(5));
+    assert_eq!(c.packets, 20);
+    assert_eq!(
+        tap.count(Duration::from_millis(200)),
+        10,
+        "passed frames missing from the stack"
+    );
+}

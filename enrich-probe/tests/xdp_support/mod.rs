@@ -214,6 +214,74 @@ impl PacketSocket {
     }
 }
 
+/// An AF_PACKET socket receiving every frame that reaches the stack on one interface (taps run
+/// after XDP, so an XDP_DROP'd frame never shows up here; before TC ingress, so TC's verdict does
+/// not matter to it).
+pub struct TapSocket {
+    fd: OwnedFd,
+}
+
+impl TapSocket {
+    pub fn open(ifname: &str) -> io::Result<Self> {
+        let c = std::ffi::CString::new(ifname).map_err(io::Error::other)?;
+        // SAFETY: NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        if ifindex == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let all = (libc::ETH_P_ALL as u16).to_be();
+        // SAFETY: plain socket call.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+                i32::from(all),
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: zeroed sockaddr_ll is valid; fields set below.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = all;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: valid address for the call.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { fd })
+    }
+
+    /// Frames received until none arrives for `quiet`.
+    pub fn count(&self, quiet: Duration) -> usize {
+        let mut buf = vec![0u8; 65536];
+        let mut n = 0;
+        let mut last = Instant::now();
+        while last.elapsed() < quiet {
+            // SAFETY: buffer valid for its length.
+            let rc =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if rc >= 0 {
+                n += 1;
+                last = Instant::now();
+            } else {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        n
+    }
+}
+
 /// Waits until the kernel has seen `n` packets (or `timeout`), returning the last counters.
 pub fn wait_for_packets(probe: &Probe, n: u64, timeout: Duration) -> KernelCounters {
     let start = Instant::now();
