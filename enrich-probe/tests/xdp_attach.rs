@@ -9,7 +9,9 @@ mod xdp_support;
 
 use std::time::Duration;
 
-use enrich_probe::kernel::{AttachMode, KernelCounters, Probe, ProbeOptions, RawFlowKey};
+use enrich_probe::kernel::{
+    AttachMode, KernelCounters, Probe, ProbeOptions, RawFlowKey, SendReason, Verdict,
+};
 use xdp_support::*;
 
 const A4: [u8; 4] = [10, 0, 0, 1];
@@ -354,4 +356,91 @@ fn drop_by_default_pass_when_configured() {
         10,
         "passed frames missing from the stack"
     );
+}
+
+/// The first `first_packets` packets of a flow reach user space whole (up to `snap_len`); then
+/// only what the verdict asks for: whole packets, headers (L4 header + `hdr_payload`), or nothing
+/// once classified, for good.
+#[test]
+fn verdicts_select_what_reaches_user_space() {
+    if !privileged("xdp_attach") {
+        return;
+    }
+    let ns = NetNs::create("v").expect("creating the namespace and veth pair");
+    let _inside = ns.enter().expect("entering the namespace");
+    let opts = ProbeOptions {
+        first_packets: 2,
+        snap_len: 100,
+        hdr_payload: 10,
+        flow_capacity: 1024,
+        ring_bytes: 1 << 16,
+        ..ProbeOptions::default()
+    };
+    let mut probe = Probe::load(&opts).expect("loading the program");
+    probe
+        .attach(&ns.rx, AttachMode::XdpNative)
+        .expect("attach in native XDP");
+    let mut events = probe.take_events().expect("ring buffer");
+    let tx = PacketSocket::open(&ns.tx).expect("AF_PACKET socket");
+    let payload: Vec<u8> = (0..200u8).collect();
+    let frame = eth(0x0800, &ipv4(17, A4, B4, &udp(1000, 2000, &payload)));
+    let mut key = RawFlowKey {
+        protocol: 17,
+        low_port: 1000,
+        high_port: 2000,
+        ..RawFlowKey::default()
+    };
+    key.low_addr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 1]);
+    key.high_addr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 2]);
+
+    let mut sent = 0;
+    let mut step = |probe: &mut Probe, verdict: Option<Verdict>, frames: u64| {
+        if let Some(v) = verdict {
+            probe.set_verdict(&key, v).expect("writing the verdict");
+        }
+        for _ in 0..frames {
+            tx.send(&frame).expect("sending a frame");
+        }
+        sent += frames;
+        wait_for_packets(probe, sent, Duration::from_secs(5));
+        events.wait(Duration::from_millis(20)).expect("poll");
+        let mut got = Vec::new();
+        events.drain(|ev| {
+            assert_eq!(ev.key, key);
+            assert_eq!((ev.direction, ev.ip_len, ev.wire_len), (0, 228, 242));
+            assert_eq!((ev.l3_off, ev.l4_off), (14, 34));
+            assert_eq!(ev.data, &frame[..ev.data.len()]);
+            got.push((ev.reason, ev.data.len()));
+        });
+        got
+    };
+    use SendReason::*;
+    assert_eq!(
+        step(&mut probe, None, 2),
+        vec![(FirstPackets, 100), (FirstPackets, 100)]
+    );
+    assert_eq!(
+        step(&mut probe, None, 1),
+        vec![],
+        "verdict 0 after the first packets"
+    );
+    assert_eq!(
+        step(&mut probe, Some(Verdict::Classifying), 1),
+        vec![(Classifying, 100)]
+    );
+    // Headers: 14 Ethernet + 20 IPv4 + 8 UDP + 10 payload bytes.
+    assert_eq!(
+        step(&mut probe, Some(Verdict::QoeHeaders), 1),
+        vec![(Headers, 52)]
+    );
+    assert_eq!(step(&mut probe, Some(Verdict::Classified), 1), vec![]);
+    assert_eq!(
+        step(&mut probe, Some(Verdict::Classifying), 1),
+        vec![],
+        "classified is final"
+    );
+    let st = probe.flow(&key).expect("flow map").expect("the flow");
+    assert_eq!((st.packets[0], st.sent_to_user, st.verdict), (7, 4, 3));
+    let c = probe.counters().expect("counters");
+    assert_eq!((c.events, c.event_bytes, c.ring_full), (4, 352, 0));
 }
