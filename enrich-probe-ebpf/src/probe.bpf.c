@@ -411,12 +411,14 @@ INLINE void send(void *ctx, int is_xdp, const struct parsed *p, struct flow_stat
 	/* Batched wake-ups: the reader also polls with a timeout, so a quiet tail is not stranded. */
 	__u64 flags = BPF_RB_NO_WAKEUP;
 	s->since_wake += 1;
+	__u64 size = sizeof(struct pkt_event) + cap;
+	/* Data waiting after this record: what is there plus the record itself. */
 	if (s->since_wake >= c->wake_every ||
-	    bpf_ringbuf_query(&snf_events, BPF_RB_AVAIL_DATA) >= c->wake_bytes) {
+	    bpf_ringbuf_query(&snf_events, BPF_RB_AVAIL_DATA) + size >= c->wake_bytes) {
 		flags = BPF_RB_FORCE_WAKEUP;
 		s->since_wake = 0;
 	}
-	if (bpf_ringbuf_output(&snf_events, &s->ev, sizeof(struct pkt_event) + cap, flags)) {
+	if (bpf_ringbuf_output(&snf_events, &s->ev, size, flags)) {
 		count(CNT_RING_FULL, 1);
 		return;
 	}

@@ -10,7 +10,7 @@ mod xdp_support;
 use std::time::Duration;
 
 use enrich_probe::kernel::{
-    AttachMode, KernelCounters, Probe, ProbeOptions, RawFlowKey, SendReason, Verdict,
+    AttachMode, EventReader, KernelCounters, Probe, ProbeOptions, RawFlowKey, SendReason, Verdict,
 };
 use xdp_support::*;
 
@@ -443,4 +443,76 @@ fn verdicts_select_what_reaches_user_space() {
     assert_eq!((st.packets[0], st.sent_to_user, st.verdict), (7, 4, 3));
     let c = probe.counters().expect("counters");
     assert_eq!((c.events, c.event_bytes, c.ring_full), (4, 352, 0));
+}
+
+/// Wake-ups are batched: a reader asleep on the ring buffer is woken only every `wake_every`-th
+/// record or once `wake_bytes` wait, and otherwise finds the records at its timeout.
+#[test]
+fn ring_wakeups_are_batched() {
+    if !privileged("xdp_attach") {
+        return;
+    }
+    let ns = NetNs::create("w").expect("creating the namespace and veth pair");
+    let _inside = ns.enter().expect("entering the namespace");
+    let mut opts = ProbeOptions {
+        first_packets: 1000,
+        wake_every: 1_000_000,
+        wake_bytes: 1 << 30,
+        flow_capacity: 1024,
+        ring_bytes: 1 << 16,
+        ..ProbeOptions::default()
+    };
+    let mut probe = Probe::load(&opts).expect("loading the program");
+    probe
+        .attach(&ns.rx, AttachMode::XdpNative)
+        .expect("attach in native XDP");
+    let mut events = probe.take_events().expect("ring buffer");
+    let tx = std::sync::Arc::new(PacketSocket::open(&ns.tx).expect("AF_PACKET socket"));
+    let frame = std::sync::Arc::new(eth(0x0800, &ipv4(17, A4, B4, &udp(1, 2, &[0; 16]))));
+    let timeout = Duration::from_millis(1500);
+
+    // Sends one frame 100 ms from now, while this thread sleeps in wait(); returns how long the
+    // wait took and whether it saw data.
+    let wait_for_one = |events: &mut EventReader| {
+        let (tx, frame) = (tx.clone(), frame.clone());
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            tx.send(&frame).expect("sending a frame");
+        });
+        let t0 = std::time::Instant::now();
+        let ready = events.wait(timeout).expect("poll");
+        let took = t0.elapsed();
+        sender.join().expect("sender thread");
+        let n = events.drain(|_| {}).events;
+        (took, ready, n)
+    };
+
+    let (took, ready, n) = wait_for_one(&mut events);
+    assert!(
+        took >= timeout - Duration::from_millis(100),
+        "woken after {took:?} without a reason"
+    );
+    assert!(
+        ready && n == 1,
+        "the record waits for the reader: ready {ready}, {n} records"
+    );
+
+    opts.wake_every = 1;
+    probe.configure(&opts).expect("configure");
+    let (took, _, n) = wait_for_one(&mut events);
+    assert!(
+        took < Duration::from_millis(1000),
+        "wake_every = 1: woken after {took:?}"
+    );
+    assert_eq!(n, 1);
+
+    opts.wake_every = 1_000_000;
+    opts.wake_bytes = 1;
+    probe.configure(&opts).expect("configure");
+    let (took, _, n) = wait_for_one(&mut events);
+    assert!(
+        took < Duration::from_millis(1000),
+        "wake_bytes = 1: woken after {took:?}"
+    );
+    assert_eq!(n, 1);
 }
