@@ -181,4 +181,14 @@ mod tests {
             EventDecodeError::Short(10)
         );
     }
+
+    proptest::proptest! {
+        /// Any bytes: a record or an error, never a panic, and the data never past the record.
+        #[test]
+        fn decode_never_panics(rec in proptest::collection::vec(proptest::num::u8::ANY, 0..700)) {
+            if let Ok(ev) = PacketEvent::decode(&rec) {
+                proptest::prop_assert!(EVENT_HEADER_LEN + ev.data.len() <= rec.len());
+            }
+        }
+    }
 }
