@@ -20,14 +20,17 @@
 //! - `types.rs`: `#[repr(C)]` mirrors of `probe.h` with size/offset assertions.
 //! - `loader.rs`: [`Probe`], [`ProbeOptions`], [`AttachMode`], [`KernelCounters`].
 //! - `events.rs`: [`EventReader`] and the decoded [`PacketEvent`].
+//! - `live.rs`: [`run_live`], the loop between attach and shutdown; [`MonoClock`].
 //! - `error.rs`: [`KernelError`].
 
 mod error;
 mod events;
+mod live;
 mod loader;
 pub mod types;
 
 pub use error::KernelError;
 pub use events::{DrainStats, EventDecodeError, EventReader, PacketEvent};
+pub use live::{run_live, LiveOptions, LiveStats, MonoClock};
 pub use loader::{AttachMode, KernelCounters, Probe, ProbeOptions};
 pub use types::{FlowState, RawFlowKey, SendReason, Verdict};
