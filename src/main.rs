@@ -27,6 +27,8 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Run the UDP/TCP listeners and print FlowRecords as JSON lines.
     Collect(cmd::collect::Args),
+    /// The tap's user side: replay captures (--pcap) into TapRecords and flow_stats JSON lines.
+    Probe(cmd::probe::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Decode(a) => cmd::decode::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Collect(a) => cmd::collect::run(a),
+        Command::Probe(a) => cmd::probe::run(a),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

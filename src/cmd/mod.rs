@@ -1,3 +1,4 @@
 pub mod collect;
 pub mod decode;
+pub mod probe;
 pub mod replay;
