@@ -204,9 +204,14 @@ impl FlowDpi {
                 hello = Some(h);
             }
             tls::TlsParse::NeedBytes(n) => {
-                // Cut by the snap length (bytes missing in the middle), or too big to wait for.
+                // Cut by the snap length (bytes missing in the middle), or too big to wait for:
+                // take the name from the part that was seen, if it is there.
                 if payload.len() < p.payload as usize || n > MAX_TLS_STREAM {
                     s.done = true;
+                    if let Some((sni, alpn)) = tls::partial_hello(&s.buf) {
+                        self.sni = sni;
+                        self.alpn = alpn;
+                    }
                 }
             }
             tls::TlsParse::NotTls => s.done = true,

@@ -88,6 +88,38 @@ pub fn parse_handshake(data: &[u8], transport: Transport) -> Option<ClientHello>
     }
 }
 
+/// Reads what it can of a ClientHello cut short (the snap length ends it): the server name and
+/// ALPN when their extensions lie in the captured part. `data` starts at the TLS record header.
+/// No fingerprint: JA4 needs the whole hello.
+pub fn partial_hello(data: &[u8]) -> Option<(Option<String>, Vec<String>)> {
+    // record header 5, handshake header 4, version 2, random 32
+    if data.len() < 44 || data[0] != 0x16 || data[5] != 0x01 {
+        return None;
+    }
+    let mut at = 43;
+    let sid = usize::from(*data.get(at)?);
+    at += 1 + sid;
+    let cs = usize::from(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]));
+    at += 2 + cs;
+    let comp = usize::from(*data.get(at)?);
+    at += 1 + comp + 2;
+    let (mut sni, mut alpn_list) = (None, Vec::new());
+    while let Some(h) = data.get(at..at + 4) {
+        let ty = u16::from_be_bytes([h[0], h[1]]);
+        let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        let Some(body) = data.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        match ty {
+            0x0000 => sni = server_name(body),
+            0x0010 => alpn_list = alpn(body),
+            _ => {}
+        }
+        at += 4 + len;
+    }
+    (sni.is_some() || !alpn_list.is_empty()).then_some((sni, alpn_list))
+}
+
 fn from_parts(
     legacy_version: u16,
     ciphers: &[tls_parser::TlsCipherSuiteID],
@@ -313,6 +345,21 @@ mod tests {
         let rec = record(&hello("a.example"));
         assert_eq!(parse_tcp_stream(&rec[..40]), TlsParse::NeedBytes(rec.len()));
         assert_eq!(parse_tcp_stream(b"GET / HTTP/1.1\r\n"), TlsParse::NotTls);
+    }
+
+    #[test]
+    fn cut_hello_still_names_the_server() {
+        let rec = record(&hello("cut.example"));
+        // Cut right after the SNI extension: ALPN and the rest are missing.
+        let sni_end = rec
+            .windows(11)
+            .position(|w| w == b"cut.example")
+            .unwrap_or(0)
+            + 11;
+        let (sni, alpn) = partial_hello(&rec[..sni_end + 3]).unwrap_or_default();
+        assert_eq!(sni.as_deref(), Some("cut.example"));
+        assert!(alpn.is_empty());
+        assert_eq!(partial_hello(&rec[..30]), None);
     }
 
     #[test]
