@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target of fuzz/ for N seconds each; exits non-zero on the first crash.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      (default: 60 s; fuzz_v5 fuzz_session fuzz_ipfix_file)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      (default: 60 s; all eight targets, listed below)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a C++ compiler (libfuzzer-sys builds libFuzzer).
 # Works on the stable toolchain: with --sanitizer none cargo-fuzz passes only stable flags
@@ -24,7 +24,7 @@ set -euo pipefail
 secs=${1:-60}
 if [ $# -gt 0 ]; then shift; fi
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(fuzz_v5 fuzz_session fuzz_ipfix_file); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(fuzz_v5 fuzz_session fuzz_ipfix_file fuzz_tap_packet fuzz_tls fuzz_quic fuzz_dns fuzz_rtp_stun); fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 testdata=${SNF_TESTDATA:-$root/../shared/testdata}

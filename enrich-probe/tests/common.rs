@@ -21,6 +21,7 @@ pub fn testdata(test: &str) -> Option<PathBuf> {
 }
 
 /// Every file under `dir` whose name ends with one of `exts`, sorted.
+#[allow(dead_code)] // not every test file that includes this module lists files
 pub fn files_under(dir: &std::path::Path, exts: &[&str]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

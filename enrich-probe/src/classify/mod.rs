@@ -62,7 +62,7 @@ pub fn classify(
         let Some(name) = name else { continue };
         if let Some(i) = sigs.by_domain(name) {
             let p = &sigs.providers[i];
-            let app_type = match (media_seen || dpi.zoom_packets > 0, p.media_app_type) {
+            let app_type = match (media_seen || dpi.zoom_media(), p.media_app_type) {
                 (true, Some(t)) => t,
                 _ => p.app_type,
             };
@@ -103,8 +103,8 @@ pub fn classify(
             None => true,
             Some(MediaReq::Stun) => dpi.stun_packets > 0,
             Some(MediaReq::Rtp) => dpi.rtp_packets + dpi.rtcp_packets > 0,
-            Some(MediaReq::Zoom) => dpi.zoom_packets > 0,
-            Some(MediaReq::Any) => media_seen || dpi.zoom_packets > 0,
+            Some(MediaReq::Zoom) => dpi.zoom_media(),
+            Some(MediaReq::Any) => media_seen || dpi.zoom_media(),
         };
         if !media_ok {
             continue;
@@ -131,7 +131,7 @@ pub fn classify(
             name: None,
         };
     }
-    if media_seen || dpi.zoom_packets > 0 {
+    if media_seen || dpi.zoom_media() {
         return Classification {
             provider: None,
             app_type: AppType::Voip,

@@ -48,8 +48,11 @@ pub struct FlowDpi {
     pub rtp_packets: u32,
     /// RTCP packets seen.
     pub rtcp_packets: u32,
-    /// Packets in Zoom's media encapsulation.
+    /// Packets in Zoom's media encapsulation, to or from the SFU port 8801.
     pub zoom_packets: u32,
+    /// Packets in Zoom's peer-to-peer media encapsulation (inner header only, any port). A weaker
+    /// signature: classification wants several.
+    pub zoom_p2p_packets: u32,
     /// First bytes of the client's first payload (payload signatures).
     pub client_prefix: Vec<u8>,
     /// Length of the client's first payload (from the IP lengths).
@@ -73,6 +76,11 @@ pub(crate) struct TcpStream {
 }
 
 impl FlowDpi {
+    /// Zoom media seen: on the SFU port, or at least three peer-to-peer packets.
+    pub fn zoom_media(&self) -> bool {
+        self.zoom_packets > 0 || self.zoom_p2p_packets >= 3
+    }
+
     /// Has DPI seen what it needs (a name, or media)? Then the flow need not stay "classifying".
     pub fn has_name(&self) -> bool {
         self.sni.is_some() || self.http_host.is_some() || self.dns_qname.is_some()
@@ -142,8 +150,13 @@ impl FlowDpi {
             self.stun.get_or_insert(s);
             return;
         }
-        if (lo == 8801 || hi == 8801) && rtp::parse_zoom(payload, true).is_some() {
-            self.zoom_packets += 1;
+        if lo == 8801 || hi == 8801 {
+            if rtp::parse_zoom(payload, true).is_some() {
+                self.zoom_packets += 1;
+                return;
+            }
+        } else if rtp::parse_zoom(payload, false).is_some() {
+            self.zoom_p2p_packets += 1;
             return;
         }
         if from_client && self.sni.is_none() && quic::looks_like_initial(payload) {
