@@ -8,91 +8,14 @@
 
 mod common;
 
+use common::{key, parse_out, Key};
 use enrich_probe::classify::signatures::Signatures;
 use enrich_probe::flow::SendConfig;
 use enrich_probe::offline::run_files;
 use enrich_probe::{Output, Pipeline, ProbeConfig};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
-
-/// (protocol, lower endpoint, higher endpoint).
-type Key = (u8, SocketAddr, SocketAddr);
-
-fn key(proto: u8, a: SocketAddr, b: SocketAddr) -> Key {
-    if a <= b {
-        (proto, a, b)
-    } else {
-        (proto, b, a)
-    }
-}
-
-/// One flow line of an nDPI `.out` file.
-#[derive(Debug)]
-struct NdpiFlow {
-    key: Key,
-    /// Application part of `[proto: ID/Master.App]` (the last dotted name).
-    app: String,
-}
-
-fn endpoint(s: &str) -> Option<SocketAddr> {
-    // "1.2.3.4:80" or "[2001:db8::1]:443"; no port (ICMP) → port 0.
-    if let Ok(sa) = s.parse::<SocketAddr>() {
-        return Some(sa);
-    }
-    let ip: IpAddr = s.trim_matches(|c| c == '[' || c == ']').parse().ok()?;
-    Some(SocketAddr::new(ip, 0))
-}
-
-/// Parses the flow lines: `\t<n>\t<PROTO> <a> <->|-> <b> [proto: <ids>/<names>]...`.
-fn parse_out(text: &str) -> Vec<NdpiFlow> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let mut cols = line.trim_start().splitn(2, char::is_whitespace);
-        let (Some(n), Some(rest)) = (cols.next(), cols.next()) else {
-            continue;
-        };
-        if n.parse::<u32>().is_err() {
-            continue;
-        }
-        let mut w = rest.split_whitespace();
-        let (Some(proto), Some(a), Some(arrow), Some(b)) = (w.next(), w.next(), w.next(), w.next())
-        else {
-            continue;
-        };
-        if arrow != "<->" && arrow != "->" {
-            continue;
-        }
-        let proto = match proto {
-            "TCP" => 6,
-            "UDP" => 17,
-            "ICMP" => 1,
-            "ICMPV6" => 58,
-            other => match other.parse::<u8>() {
-                Ok(p) => p,
-                Err(_) => continue,
-            },
-        };
-        let (Some(a), Some(b)) = (endpoint(a), endpoint(b)) else {
-            continue;
-        };
-        let Some(label) = rest
-            .split("[proto: ")
-            .nth(1)
-            .and_then(|s| s.split(']').next())
-            .and_then(|s| s.split_once('/'))
-            .map(|(_, names)| names)
-        else {
-            continue;
-        };
-        let app = label.rsplit('.').next().unwrap_or(label).to_string();
-        out.push(NdpiFlow {
-            key: key(proto, a, b),
-            app,
-        });
-    }
-    out
-}
 
 #[derive(Default)]
 struct Row {
@@ -264,6 +187,7 @@ fn out_lines_parse() {
              \t2\tUDP [2001:db8::1]:443 <-> [2001:db8::2]:5000 [proto: 188.124/QUIC.YouTube][x]\n\
              Undetected flows:\n";
     let f = parse_out(t);
+    assert_eq!(f[0].ja4, None);
     assert_eq!(f.len(), 2);
     assert_eq!(f[0].app, "WhatsApp");
     assert_eq!(f[1].app, "YouTube");
