@@ -73,6 +73,9 @@ pub struct FlowUser {
     pub syn_ns: Option<u64>,
     /// Handshake round trip (SYN → SYN-ACK as seen by the tap), ns.
     pub rtt_ns: Option<u64>,
+    /// The pipeline's clock when the flow's last packet came: idleness is measured on it, so a
+    /// flow whose packets carry old timestamps (a stitched capture) ages from its arrival.
+    pub touched_ns: u64,
 }
 
 /// One line of output.
@@ -165,6 +168,7 @@ impl Pipeline {
         };
         let from_client = p.dir == e.state.client_dir;
         let u = &mut e.user;
+        u.touched_ns = self.clock_ns;
         if p.is_tcp {
             if from_client && p.flags & 0x12 == 0x02 {
                 u.syn_ns.get_or_insert(ts_ns);
@@ -242,7 +246,7 @@ impl Pipeline {
                 self.clock_ns,
             );
             let gone = self.table.remove_where(|_, e| {
-                let quiet = now.saturating_sub(e.state.last_seen_ns());
+                let quiet = now.saturating_sub(e.user.touched_ns);
                 quiet > idle || (e.user.closing && quiet > linger)
             });
             for (k, e) in gone {
@@ -262,7 +266,7 @@ impl Pipeline {
         let tap_id = self.cfg.tap_id.clone();
         let mut n = 0;
         for (k, e) in self.table.iter_mut() {
-            if e.state.last_seen_ns() < since {
+            if e.user.touched_ns < since {
                 continue;
             }
             out.push(Output::FlowStats(Box::new(flow_stats(&tap_id, k, e, now))));
@@ -293,3 +297,7 @@ impl Pipeline {
         self.counters.dns_evicted = self.dns.evicted;
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

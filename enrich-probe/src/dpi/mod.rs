@@ -150,13 +150,9 @@ impl FlowDpi {
             self.stun.get_or_insert(s);
             return;
         }
-        if lo == 8801 || hi == 8801 {
-            if rtp::parse_zoom(payload, true).is_some() {
-                self.zoom_packets += 1;
-                return;
-            }
-        } else if rtp::parse_zoom(payload, false).is_some() {
-            self.zoom_p2p_packets += 1;
+        let sfu = lo == 8801 || hi == 8801;
+        if sfu && rtp::parse_zoom(payload, true).is_some() {
+            self.zoom_packets += 1;
             return;
         }
         if from_client && self.sni.is_none() && quic::looks_like_initial(payload) {
@@ -169,6 +165,10 @@ impl FlowDpi {
                 self.quic = true;
                 return;
             }
+        }
+        if !sfu && rtp::parse_zoom(payload, false).is_some() {
+            self.zoom_p2p_packets += 1;
+            return;
         }
         match rtp::parse_media(payload) {
             Some(rtp::Media::Rtp { .. }) => self.rtp_packets += 1,

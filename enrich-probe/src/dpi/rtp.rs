@@ -121,11 +121,13 @@ pub fn parse_zoom(p: &[u8], server_side: bool) -> Option<ZoomMedia> {
     } else {
         p
     };
-    let (kind, rtp_off) = match *inner.first()? {
-        15 => (ZoomMedia::Audio, 19),
-        16 => (ZoomMedia::Video, 24),
-        13 | 30 => (ZoomMedia::ScreenShare, 27),
-        33..=35 => (ZoomMedia::Rtcp, 16),
+    // Peer to peer, only the media types: a lone type byte of 13 or 33-35 is too common in
+    // other UDP protocols (gQUIC's public flags are 0x0d) to be worth the risk.
+    let (kind, rtp_off) = match (*inner.first()?, server_side) {
+        (15, _) => (ZoomMedia::Audio, 19),
+        (16, _) => (ZoomMedia::Video, 24),
+        (30, _) | (13, true) => (ZoomMedia::ScreenShare, 27),
+        (33..=35, true) => (ZoomMedia::Rtcp, 16),
         _ => return None,
     };
     parse_media(inner.get(rtp_off..)?).map(|_| kind)
