@@ -108,12 +108,15 @@ impl FlowState {
             self.first_ns[d] = now;
             self.last_ns[d] = now;
         } else if now >= self.last_ns[d] {
-            self.iat_hist[d][iat_bucket(now - self.last_ns[d])] += 1;
+            let b = &mut self.iat_hist[d][iat_bucket(now - self.last_ns[d])];
+            *b = b.wrapping_add(1);
             self.last_ns[d] = now;
         }
-        self.packets[d] += 1;
-        self.bytes[d] += u64::from(p.ip_len);
-        self.size_hist[d][size_bucket(p.ip_len)] += 1;
+        // u32 counters wrap like the kernel's; u64 ones cannot overflow in practice.
+        self.packets[d] = self.packets[d].wrapping_add(1);
+        self.bytes[d] = self.bytes[d].wrapping_add(u64::from(p.ip_len));
+        let b = &mut self.size_hist[d][size_bucket(p.ip_len)];
+        *b = b.wrapping_add(1);
         if !p.is_tcp {
             return;
         }
