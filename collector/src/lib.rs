@@ -8,6 +8,7 @@
 //! - [`normalize`]: decoded fields → `schemas::FlowRecord` (columns, times, sampling, extensions).
 //! - [`service`]: the running collector: listeners, bounded queue, decode loop, state saves.
 //! - [`state`]: template and sampling persistence across restarts.
+//! - [`status`]: a shareable snapshot of exporters, templates and counters (for the HTTP API).
 //! - [`config`]: every configuration key, documented.
 
 pub mod bench_stream;
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod normalize;
 pub mod service;
 pub mod state;
+pub mod status;
 
 pub use config::{CollectorConfig, DecoderConfig};
 pub use decode::{stats::DecodeStats, Decoder};

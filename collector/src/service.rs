@@ -11,8 +11,10 @@ use crate::config::CollectorConfig;
 use crate::decode::{stats::DecodeStats, Decoder};
 use crate::ingest::{tcp, udp, Batch, IngestMetrics, IngestSnapshot};
 use crate::state;
+use crate::status::Status;
 use schemas::FlowRecord;
 use serde::Serialize;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
@@ -61,13 +63,15 @@ pub struct Bound {
 /// Runs until `shutdown` is set. `on_bound` is told the listening addresses once they are open;
 /// `sink` gets (owns) every batch of decoded records and may fail the service. A sink that blocks
 /// back-pressures the decode loop, whose full queue then drops UDP batches into
-/// `queue_full_drops`: never silently.
+/// `queue_full_drops`: never silently. `status` (for the HTTP API) gets the ingest counters live
+/// and a decoder snapshot every second and at exit.
 pub fn run(
     mut cfg: CollectorConfig,
     shutdown: Arc<AtomicBool>,
     on_bound: impl FnOnce(&Bound),
     mut sink: impl FnMut(Vec<FlowRecord>) -> Result<(), String>,
     stats_interval: Option<Duration>,
+    status: Option<Arc<Status>>,
 ) -> Result<Report, ServiceError> {
     cfg.decoder.validate().map_err(ServiceError::Config)?;
     let mut decoder = Decoder::new(cfg.decoder.clone());
@@ -76,7 +80,13 @@ pub fn run(
         let r = state::load(&mut decoder, p)?;
         tracing::info!(path = %p.display(), exporters = r.exporters, templates = r.templates, bad = r.bad_templates, "Loaded collector state");
     }
-    let metrics = Arc::new(IngestMetrics::default());
+    let metrics = status
+        .as_ref()
+        .map(|s| s.ingest.clone())
+        .unwrap_or_else(|| Arc::new(IngestMetrics::default()));
+    if let Some(st) = &status {
+        st.publish(&decoder, udp::now_ms(), 0, 0);
+    }
     let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
     let mut threads = Vec::new();
     let mut inodes = Vec::new();
@@ -123,13 +133,13 @@ pub fn run(
     on_bound(&bound);
 
     let mut out: Vec<FlowRecord> = Vec::with_capacity(4096);
-    let (mut saves, mut save_errors) = (0u64, 0u64);
-    let mut save = |d: &Decoder| {
+    let (saves, save_errors) = (Cell::new(0u64), Cell::new(0u64));
+    let save = |d: &Decoder| {
         if let Some(p) = &state_file {
             match state::save(d, p) {
-                Ok(()) => saves += 1,
+                Ok(()) => saves.set(saves.get() + 1),
                 Err(e) => {
-                    save_errors += 1;
+                    save_errors.set(save_errors.get() + 1);
                     tracing::warn!(error = %e, "Could not save collector state");
                 }
             }
@@ -173,6 +183,9 @@ pub fn run(
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             decoder.expire(udp::now_ms());
+            if let Some(st) = &status {
+                st.publish(&decoder, udp::now_ms(), saves.get(), save_errors.get());
+            }
             metrics
                 .kernel_drops
                 .store(udp::kernel_drops(&inodes), Relaxed);
@@ -204,11 +217,14 @@ pub fn run(
     // sets are not persisted; the templates are, so a restart decodes what is sent after it.)
     decoder.finish();
     save(&decoder);
+    if let Some(st) = &status {
+        st.publish(&decoder, udp::now_ms(), saves.get(), save_errors.get());
+    }
     sink_result?;
     Ok(Report {
         decode: decoder.totals.clone(),
         ingest: metrics.snapshot(),
-        state_saves: saves,
-        state_save_errors: save_errors,
+        state_saves: saves.get(),
+        state_save_errors: save_errors.get(),
     })
 }

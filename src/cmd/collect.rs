@@ -141,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         },
         (args.stats_interval_secs > 0).then(|| Duration::from_secs(args.stats_interval_secs)),
+        None,
     );
     drop(tx.take());
     let written = writer
