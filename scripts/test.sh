@@ -41,6 +41,7 @@ declare -A need=(
     [clang]=clang
     # the tap's kernel program (enrich-probe-ebpf/build.rs): BPF target, -mcpu=v3
     [clang-19]=clang-19
+    [promtool]=prometheus
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -58,7 +59,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     # tshark asks whether non-root users may capture: answer for it.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections 2>/dev/null || true
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # The prometheus package is here for promtool only: keep its server from being started by
+    # the install (policy-rc.d 101 = "do not start services"), unless the host already has a policy.
+    policy_added=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod +x /usr/sbin/policy-rc.d
+        policy_added=1
+    fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ "$policy_added" = 0 ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 

@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The embedded default: collector + Parquet (and Kafka when configured) + HTTP API.
+    Run(cmd::run::Args),
     /// Decode NetFlow/IPFIX captures, payload files or IPFIX files and print FlowRecords.
     Decode(cmd::decode::Args),
     /// Send the export messages of captures/files over UDP, in order (test helper, load generator).
@@ -38,6 +40,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let r = match cli.command {
+        Command::Run(a) => cmd::run::run(a),
         Command::Decode(a) => cmd::decode::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Collect(a) => cmd::collect::run(a),

@@ -2,3 +2,4 @@ pub mod collect;
 pub mod decode;
 pub mod probe;
 pub mod replay;
+pub mod run;

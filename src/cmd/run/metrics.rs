@@ -1,0 +1,337 @@
+//! The Prometheus metrics of `run`: HELP texts, and the refresh that copies the live counters
+//! (collector status, sink lanes, Kafka and Parquet sinks) into the API's recorder before each
+//! scrape. Names follow the Prometheus conventions (`snf_` prefix, base units, `_total` on
+//! counters) and pass `promtool check metrics` (an end-to-end test runs it).
+
+use collector::status::Status;
+use collector::DecodeStats;
+use mediator::fanout::LaneMetrics;
+use mediator::sink::kafka::KafkaMetrics;
+use mediator::sink::parquet::ParquetMetrics;
+use metrics::{counter, describe_counter, describe_gauge, gauge};
+use std::sync::Arc;
+
+/// Everything the metrics read.
+#[derive(Clone)]
+pub struct Sources {
+    pub status: Arc<Status>,
+    pub lanes: Vec<(&'static str, Arc<LaneMetrics>)>,
+    pub kafka: Option<Arc<KafkaMetrics>>,
+    pub parquet: Option<Arc<ParquetMetrics>>,
+}
+
+/// A counter read from the decode stats: (metric, field, help).
+type StatCounter = (&'static str, fn(&DecodeStats) -> u64, &'static str);
+
+/// Per-exporter counters.
+const EXPORTER_COUNTERS: &[StatCounter] = &[
+    (
+        "snf_collector_messages_total",
+        |s| s.messages,
+        "Export messages received from the exporter.",
+    ),
+    (
+        "snf_collector_flow_records_total",
+        |s| s.flow_records,
+        "Flow records decoded.",
+    ),
+    (
+        "snf_collector_options_records_total",
+        |s| s.options_records,
+        "Options data records decoded.",
+    ),
+    (
+        "snf_collector_template_records_total",
+        |s| s.templates + s.options_templates,
+        "Template and options template records received.",
+    ),
+    (
+        "snf_collector_decode_errors_total",
+        |s| s.errors,
+        "Decode errors (malformed header, set, template or record).",
+    ),
+    (
+        "snf_collector_undecoded_sets_total",
+        |s| s.undecoded_sets,
+        "Data sets whose template never arrived.",
+    ),
+    (
+        "snf_collector_sequence_gaps_total",
+        |s| s.sequence_gaps,
+        "Sequence-number gaps seen.",
+    ),
+    (
+        "snf_collector_lost_records_estimated_total",
+        |s| s.lost_estimate,
+        "Records (v5, IPFIX) or messages (v9) the sequence gaps imply were lost.",
+    ),
+];
+
+/// Collector-wide counters from the totals.
+const TOTAL_COUNTERS: &[StatCounter] = &[
+    (
+        "snf_collector_templates_expired_total",
+        |s| s.templates_expired,
+        "Templates dropped for not being refreshed within their lifetime.",
+    ),
+    (
+        "snf_collector_templates_rejected_total",
+        |s| s.templates_rejected_cap,
+        "Templates refused because the exporter reached its template cap.",
+    ),
+    (
+        "snf_collector_held_sets_overflow_total",
+        |s| s.held_sets_overflow,
+        "Held data sets dropped because the hold queue was full.",
+    ),
+    (
+        "snf_collector_messages_not_allowed_total",
+        |s| s.dropped_not_allowed,
+        "Messages dropped from exporters outside the allow-list.",
+    ),
+    (
+        "snf_collector_messages_exporter_cap_total",
+        |s| s.dropped_exporter_cap,
+        "Messages dropped from new exporters past the exporter cap.",
+    ),
+    (
+        "snf_collector_clock_skew_records_total",
+        |s| s.clock_skew_records,
+        "Records whose times were shifted for exporter clock skew.",
+    ),
+];
+
+/// Registers the HELP texts (once, against the API's recorder).
+pub fn describe() {
+    for (name, _, help) in EXPORTER_COUNTERS.iter().chain(TOTAL_COUNTERS) {
+        describe_counter!(*name, *help);
+    }
+    describe_gauge!(
+        "snf_collector_exporters",
+        "Exporters (UDP addresses and open IPFIX/TCP sessions) known to the decoder."
+    );
+    describe_gauge!(
+        "snf_collector_templates",
+        "Templates the exporter has announced and that are in force."
+    );
+    describe_counter!(
+        "snf_collector_state_saves_total",
+        "Saves of the template state file."
+    );
+    describe_counter!(
+        "snf_collector_state_save_errors_total",
+        "Failed saves of the template state file."
+    );
+    describe_counter!("snf_ingest_udp_datagrams_total", "UDP datagrams received.");
+    describe_counter!("snf_ingest_udp_bytes_total", "UDP payload bytes received.");
+    describe_counter!(
+        "snf_ingest_queue_full_drops_total",
+        "Received messages dropped because the decode queue was full."
+    );
+    describe_counter!(
+        "snf_ingest_kernel_drops_total",
+        "Datagrams the kernel dropped on the UDP sockets (socket buffer full)."
+    );
+    describe_counter!(
+        "snf_ingest_tcp_connections_total",
+        "IPFIX/TCP connections accepted."
+    );
+    describe_gauge!(
+        "snf_ingest_tcp_connections_open",
+        "IPFIX/TCP connections open now."
+    );
+    describe_counter!(
+        "snf_ingest_tcp_connections_rejected_total",
+        "IPFIX/TCP connections refused at the connection cap."
+    );
+    describe_counter!(
+        "snf_ingest_tcp_messages_total",
+        "IPFIX messages read from TCP sessions."
+    );
+    describe_counter!(
+        "snf_ingest_tcp_framing_errors_total",
+        "TCP sessions closed for a framing error."
+    );
+    describe_gauge!(
+        "snf_sink_queued_batches",
+        "Batches waiting in the sink's queue."
+    );
+    describe_gauge!(
+        "snf_sink_queue_capacity_batches",
+        "Capacity of the sink's queue, in batches."
+    );
+    describe_counter!(
+        "snf_sink_records_in_total",
+        "Records handed to the sink's queue."
+    );
+    describe_counter!(
+        "snf_sink_records_written_total",
+        "Records the sink accepted."
+    );
+    describe_counter!(
+        "snf_sink_records_failed_total",
+        "Records the sink refused (not kept anywhere)."
+    );
+    describe_counter!(
+        "snf_sink_blocked_sends_total",
+        "Batches that found the sink's queue full, so that the decode loop waited."
+    );
+    describe_gauge!(
+        "snf_sink_blocked_seconds",
+        "Cumulative time the decode loop waited for room in the sink's queue."
+    );
+    describe_counter!(
+        "snf_sink_errors_total",
+        "Failed writes and housekeeping calls of the sink."
+    );
+    describe_gauge!("snf_sink_ready", "1 when the sink can deliver now.");
+    describe_counter!(
+        "snf_kafka_records_queued_total",
+        "Records accepted by the Kafka sink."
+    );
+    describe_gauge!(
+        "snf_kafka_in_flight_messages",
+        "Messages handed to librdkafka without a delivery report yet."
+    );
+    describe_counter!(
+        "snf_kafka_delivered_total",
+        "Messages whose delivery the broker confirmed (direct and replayed)."
+    );
+    describe_counter!(
+        "snf_kafka_failed_total",
+        "Records given up for good (non-retriable errors)."
+    );
+    describe_counter!(
+        "snf_kafka_spooled_total",
+        "Records written to the on-disk spool."
+    );
+    describe_gauge!(
+        "snf_kafka_spool_bytes",
+        "Bytes in the spool not yet delivered."
+    );
+    describe_counter!(
+        "snf_kafka_spool_replayed_total",
+        "Spooled records whose delivery was confirmed."
+    );
+    describe_counter!(
+        "snf_kafka_spool_dropped_total",
+        "Spooled records dropped because the spool reached its bound."
+    );
+    describe_counter!(
+        "snf_kafka_spool_corrupt_total",
+        "Spool entries found corrupt and skipped."
+    );
+    describe_gauge!(
+        "snf_kafka_broker_up",
+        "1 when the last sign from the broker was good."
+    );
+    describe_counter!(
+        "snf_parquet_rows_written_total",
+        "Rows handed to open Parquet files."
+    );
+    describe_counter!(
+        "snf_parquet_rows_committed_total",
+        "Rows in committed (visible) Parquet files."
+    );
+    describe_counter!(
+        "snf_parquet_rows_rejected_total",
+        "Rows skipped (no partition time, wrong type)."
+    );
+    describe_counter!(
+        "snf_parquet_rows_lost_total",
+        "Rows in files abandoned after a write error."
+    );
+    describe_counter!(
+        "snf_parquet_files_committed_total",
+        "Parquet files renamed to their final name."
+    );
+    describe_counter!(
+        "snf_parquet_committed_bytes_total",
+        "Bytes of the committed Parquet files."
+    );
+    describe_counter!(
+        "snf_parquet_tmp_files_discarded_total",
+        "Leftover temporary files of an earlier run deleted at start-up."
+    );
+    describe_counter!(
+        "snf_parquet_write_errors_total",
+        "Failed Parquet file operations."
+    );
+    describe_gauge!("snf_parquet_open_files", "Parquet files open now.");
+    describe_gauge!(
+        "snf_build_info",
+        "Always 1; the labels say which build runs."
+    );
+}
+
+/// Copies every live value into the recorder in force.
+pub fn refresh(s: &Sources) {
+    gauge!("snf_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    let snap = s.status.snapshot();
+    gauge!("snf_collector_exporters").set(snap.exporters.len() as f64);
+    for e in &snap.exporters {
+        let exporter = match e.port {
+            Some(p) => format!("{}:{p}", e.address),
+            None => e.address.to_string(),
+        };
+        for (name, f, _) in EXPORTER_COUNTERS {
+            counter!(*name, "exporter" => exporter.clone(), "transport" => e.transport)
+                .absolute(f(&e.stats));
+        }
+        gauge!("snf_collector_templates", "exporter" => exporter.clone(), "transport" => e.transport)
+            .set(e.templates.len() as f64);
+    }
+    for (name, f, _) in TOTAL_COUNTERS {
+        counter!(*name).absolute(f(&snap.totals));
+    }
+    counter!("snf_collector_state_saves_total").absolute(snap.state_saves);
+    counter!("snf_collector_state_save_errors_total").absolute(snap.state_save_errors);
+    let i = s.status.ingest.snapshot();
+    counter!("snf_ingest_udp_datagrams_total").absolute(i.udp_datagrams);
+    counter!("snf_ingest_udp_bytes_total").absolute(i.udp_bytes);
+    counter!("snf_ingest_queue_full_drops_total").absolute(i.queue_full_drops);
+    counter!("snf_ingest_kernel_drops_total").absolute(i.kernel_drops);
+    counter!("snf_ingest_tcp_connections_total").absolute(i.tcp_connections_total);
+    gauge!("snf_ingest_tcp_connections_open").set(i.tcp_connections_open as f64);
+    counter!("snf_ingest_tcp_connections_rejected_total").absolute(i.tcp_connections_rejected);
+    counter!("snf_ingest_tcp_messages_total").absolute(i.tcp_messages);
+    counter!("snf_ingest_tcp_framing_errors_total").absolute(i.tcp_framing_errors);
+    for (sink, m) in &s.lanes {
+        let l = m.snapshot();
+        let sink = *sink;
+        gauge!("snf_sink_queued_batches", "sink" => sink).set(l.queued_batches as f64);
+        gauge!("snf_sink_queue_capacity_batches", "sink" => sink).set(l.queue_capacity as f64);
+        counter!("snf_sink_records_in_total", "sink" => sink).absolute(l.records_in);
+        counter!("snf_sink_records_written_total", "sink" => sink).absolute(l.records_written);
+        counter!("snf_sink_records_failed_total", "sink" => sink).absolute(l.records_failed);
+        counter!("snf_sink_blocked_sends_total", "sink" => sink).absolute(l.blocked_sends);
+        gauge!("snf_sink_blocked_seconds", "sink" => sink).set(l.blocked_seconds);
+        counter!("snf_sink_errors_total", "sink" => sink).absolute(l.errors);
+        gauge!("snf_sink_ready", "sink" => sink).set(if l.ready { 1.0 } else { 0.0 });
+    }
+    if let Some(k) = &s.kafka {
+        let k = k.snapshot();
+        counter!("snf_kafka_records_queued_total").absolute(k.queued);
+        gauge!("snf_kafka_in_flight_messages").set(k.in_flight as f64);
+        counter!("snf_kafka_delivered_total").absolute(k.delivered);
+        counter!("snf_kafka_failed_total").absolute(k.failed);
+        counter!("snf_kafka_spooled_total").absolute(k.spooled);
+        gauge!("snf_kafka_spool_bytes").set(k.spool_bytes as f64);
+        counter!("snf_kafka_spool_replayed_total").absolute(k.spool_replayed);
+        counter!("snf_kafka_spool_dropped_total").absolute(k.spool_dropped);
+        counter!("snf_kafka_spool_corrupt_total").absolute(k.spool_corrupt);
+        gauge!("snf_kafka_broker_up").set(k.broker_up as f64);
+    }
+    if let Some(p) = &s.parquet {
+        let p = p.snapshot();
+        counter!("snf_parquet_rows_written_total").absolute(p.rows_written);
+        counter!("snf_parquet_rows_committed_total").absolute(p.rows_committed);
+        counter!("snf_parquet_rows_rejected_total").absolute(p.rows_rejected);
+        counter!("snf_parquet_rows_lost_total").absolute(p.rows_lost);
+        counter!("snf_parquet_files_committed_total").absolute(p.files_committed);
+        counter!("snf_parquet_committed_bytes_total").absolute(p.bytes_committed);
+        counter!("snf_parquet_tmp_files_discarded_total").absolute(p.tmp_files_discarded);
+        counter!("snf_parquet_write_errors_total").absolute(p.write_errors);
+        gauge!("snf_parquet_open_files").set(p.open_files as f64);
+    }
+}

@@ -1,0 +1,268 @@
+//! `supernetflow run`: the embedded default. Collector + sinks + HTTP API in one process.
+//!
+//! ```text
+//! UDP/TCP listeners ─► decode loop ─► fan-out ─┬─► Parquet (./data/parquet)      [default]
+//!                        │                     └─► Kafka (+ spool)              [when enabled]
+//!                        └─ status snapshot ─► HTTP API on 127.0.0.1:8080 (healthz, readyz,
+//!                                              metrics, /api/v1/exporters)
+//! ```
+//!
+//! Configuration: `--config FILE` (TOML, every key in `config/run.example.toml`), then
+//! `SNF__SECTION__KEY` environment variables, then flags. A bad key or value stops start-up with a
+//! message naming it. SIGTERM/SIGINT: the listeners drain, every sink writes or persists what it
+//! holds (Parquet files are closed and renamed, Kafka flushes or spools), then the process exits.
+
+pub mod config;
+mod metrics;
+
+use anyhow::Context;
+use config::{RunConfig, SinkName};
+use mediator::fanout::{BatchSink, Fanout};
+use mediator::http::{ApiState, SinkReadiness};
+use mediator::sink::flows::{KafkaFlows, ParquetFlows};
+use mediator::sink::kafka::KafkaSink;
+use mediator::sink::parquet::ParquetSink;
+use schemas::FlowRecord;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// TOML configuration file (every key: config/run.example.toml).
+    #[arg(long, env = "SNF_CONFIG")]
+    config: Option<PathBuf>,
+    /// UDP listen address for NetFlow v5/v9/IPFIX; repeat for several. Replaces collector.udp_listen.
+    #[arg(long = "udp")]
+    udp: Vec<SocketAddr>,
+    /// TCP listen address for IPFIX over TCP; repeat for several. Replaces collector.tcp_listen.
+    #[arg(long = "tcp")]
+    tcp: Vec<SocketAddr>,
+    /// Do not listen on TCP.
+    #[arg(long)]
+    no_tcp: bool,
+    /// HTTP API listen address (http.listen).
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Do not serve the HTTP API.
+    #[arg(long)]
+    no_http: bool,
+    /// Put everything run writes under this directory: DIR/parquet, DIR/spool/kafka,
+    /// DIR/collector-state.json.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Enable the Kafka sink with these bootstrap brokers (sinks.kafka.brokers).
+    #[arg(long)]
+    kafka_brokers: Option<String>,
+    /// Disable the Parquet sink.
+    #[arg(long)]
+    no_parquet: bool,
+    /// Do not load or save the collector's template state.
+    #[arg(long)]
+    no_state: bool,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Log the collector counters every N seconds (0: never).
+    #[arg(long, default_value_t = 60)]
+    stats_interval_secs: u64,
+    /// Write the final counters (collector and sinks) as JSON to this file at exit.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the bound addresses ("udp ADDR", "tcp ADDR", "http ADDR", one per line) to this file
+    /// once serving: lets tests bind port 0.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+fn effective_config(args: &Args) -> anyhow::Result<RunConfig> {
+    let mut cfg = config::load(args.config.as_deref())?;
+    if let Some(d) = &args.data_dir {
+        config::set_data_dir(&mut cfg, d);
+    }
+    if !args.udp.is_empty() {
+        cfg.collector.udp_listen = args.udp.clone();
+    }
+    if !args.tcp.is_empty() {
+        cfg.collector.tcp_listen = args.tcp.clone();
+    }
+    if args.no_tcp {
+        cfg.collector.tcp_listen.clear();
+    }
+    if let Some(h) = args.http {
+        cfg.http.listen = h;
+    }
+    if args.no_http {
+        cfg.http.enabled = false;
+    }
+    if let Some(b) = &args.kafka_brokers {
+        cfg.sinks.kafka.brokers = b.clone();
+        if !cfg.sinks.has(SinkName::Kafka) {
+            cfg.sinks.enabled.push(SinkName::Kafka);
+        }
+    }
+    if args.no_parquet {
+        cfg.sinks.enabled.retain(|s| *s != SinkName::Parquet);
+    }
+    if args.no_state {
+        cfg.collector.state_file = None;
+    }
+    config::validate(&mut cfg)?;
+    Ok(cfg)
+}
+
+/// The final counters.
+#[derive(serde::Serialize)]
+struct Report {
+    collector: collector::service::Report,
+    sinks: std::collections::BTreeMap<&'static str, mediator::fanout::LaneSnapshot>,
+    kafka: Option<mediator::sink::kafka::KafkaMetricsSnapshot>,
+    parquet: Option<mediator::sink::parquet::ParquetMetricsSnapshot>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = effective_config(&args)?;
+    if args.print_config {
+        print!(
+            "{}",
+            toml::to_string_pretty(&cfg).context("printing the configuration")?
+        );
+        return Ok(());
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
+    }
+
+    // Sinks first: a sink that cannot start (unwritable directory, bad Kafka property) stops
+    // start-up before anything listens.
+    let mut sinks: Vec<Box<dyn BatchSink<FlowRecord>>> = Vec::new();
+    let (mut kafka_metrics, mut parquet_metrics) = (None, None);
+    if cfg.sinks.has(SinkName::Parquet) {
+        let p = ParquetSink::new(cfg.sinks.parquet.clone())
+            .with_context(|| format!("sinks.parquet (dir {})", cfg.sinks.parquet.dir.display()))?;
+        parquet_metrics = Some(p.metrics());
+        sinks.push(Box::new(ParquetFlows(p)));
+    }
+    if cfg.sinks.has(SinkName::Kafka) {
+        let k = KafkaSink::new(cfg.sinks.kafka.clone())
+            .with_context(|| format!("sinks.kafka (brokers {})", cfg.sinks.kafka.brokers))?;
+        kafka_metrics = Some(k.metrics().clone());
+        sinks.push(Box::new(KafkaFlows::new(k)));
+    }
+    if sinks.is_empty() {
+        tracing::warn!("No sink is enabled: records are decoded and counted, then discarded");
+    }
+    let mut fanout = Fanout::start(
+        sinks,
+        cfg.sinks.queue_batches,
+        Duration::from_secs(cfg.sinks.close_timeout_secs),
+    )?;
+    let lanes = fanout.metrics();
+    let status = Arc::new(collector::status::Status::default());
+
+    // The HTTP API on its own small runtime.
+    let mut http_addr = None;
+    let mut http = None;
+    if cfg.http.enabled {
+        let listener = cfg.http.bind()?;
+        http_addr = Some(listener.local_addr().context("HTTP listen address")?);
+        let sources = metrics::Sources {
+            status: status.clone(),
+            lanes: lanes.clone(),
+            kafka: kafka_metrics.clone(),
+            parquet: parquet_metrics.clone(),
+        };
+        let st = status.clone();
+        let ready_lanes = lanes.clone();
+        let api = ApiState {
+            exporters: Arc::new(move || {
+                let s = st.snapshot();
+                serde_json::json!({
+                    "updated_ms": s.updated_ms,
+                    "totals": s.totals,
+                    "exporters": s.exporters,
+                })
+            }),
+            ready: Arc::new(move || {
+                ready_lanes
+                    .iter()
+                    .map(|(name, m)| SinkReadiness {
+                        sink: name.to_string(),
+                        ready: m.ready.load(std::sync::atomic::Ordering::Relaxed),
+                    })
+                    .collect()
+            }),
+            refresh_metrics: Arc::new(move || metrics::refresh(&sources)),
+        };
+        let router = mediator::http::router(&cfg.http, api, metrics::describe);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the HTTP runtime")?;
+        let thread = std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                rt.block_on(mediator::http::serve(listener, router, async move {
+                    let _ = stop_rx.await;
+                }))
+            })
+            .context("starting the HTTP thread")?;
+        tracing::info!(addr = %http_addr.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
+        http = Some((stop_tx, thread));
+    }
+
+    let ready_file = args.ready_file.clone();
+    let result = collector::service::run(
+        cfg.collector.clone(),
+        shutdown,
+        |b| {
+            if let Some(p) = &ready_file {
+                let mut s = String::new();
+                for a in &b.udp {
+                    s.push_str(&format!("udp {a}\n"));
+                }
+                for a in &b.tcp {
+                    s.push_str(&format!("tcp {a}\n"));
+                }
+                if let Some(a) = http_addr {
+                    s.push_str(&format!("http {a}\n"));
+                }
+                let tmp = p.with_extension("tmp");
+                if let Err(e) = std::fs::write(&tmp, s).and_then(|_| std::fs::rename(&tmp, p)) {
+                    tracing::warn!(path = %p.display(), error = %e, "Could not write the ready file");
+                }
+            }
+        },
+        |records| fanout.send(records).map_err(|e| e.to_string()),
+        (args.stats_interval_secs > 0).then(|| Duration::from_secs(args.stats_interval_secs)),
+        Some(status.clone()),
+    );
+    // Whatever happened to the collector, the sinks deliver what they hold.
+    let closed = fanout.close();
+    if let Some((stop, thread)) = http {
+        let _ = stop.send(());
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP API stopped with an error"),
+            Err(_) => tracing::warn!("HTTP API thread panicked"),
+        }
+    }
+    let collector_report = result?;
+    let report = Report {
+        collector: collector_report,
+        sinks: lanes.iter().map(|(n, m)| (*n, m.snapshot())).collect(),
+        kafka: kafka_metrics.map(|m| m.snapshot()),
+        parquet: parquet_metrics.map(|m| m.snapshot()),
+    };
+    let json = serde_json::to_string(&report)?;
+    eprintln!("{json}");
+    if let Some(p) = &args.report {
+        std::fs::write(p, &json).with_context(|| format!("writing {}", p.display()))?;
+    }
+    closed.context("closing the sinks")?;
+    Ok(())
+}
