@@ -7,9 +7,13 @@ use enrich_probe::classify::signatures::Signatures;
 use enrich_probe::flow::{FlowTable, LinkType, SendConfig};
 use enrich_probe::{Output, Pipeline, ProbeConfig};
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+/// Parsed once: the signature file is data, not what this target fuzzes.
+static SIGS: OnceLock<Option<Signatures>> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(sigs) = Signatures::builtin() else {
+    let Some(sigs) = SIGS.get_or_init(|| Signatures::builtin().ok()).clone() else {
         return;
     };
     let cfg = ProbeConfig {
