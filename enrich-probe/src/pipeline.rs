@@ -11,8 +11,8 @@ use crate::classify::{classify, Classification, Server};
 use crate::dpi::dns::DnsCache;
 use crate::dpi::FlowDpi;
 use crate::flow::{
-    Entry, FlowTable, LinkType, Outcome, SendConfig, TwinKey, VERDICT_CLASSIFIED,
-    VERDICT_CLASSIFYING,
+    Entry, FlowState, FlowTable, LinkType, Outcome, Parsed, SendConfig, TwinKey,
+    VERDICT_CLASSIFIED, VERDICT_CLASSIFYING,
 };
 use crate::record::{flow_stats, tap_record, FlowStatsEvent};
 use schemas::{DetectionMethod, TapRecord};
@@ -118,11 +118,82 @@ pub struct Pipeline {
     clock_ns: u64,
     next_sweep_ns: u64,
     next_stats_ns: u64,
+    /// Live path: what user space keeps per kernel flow.
+    live: std::collections::HashMap<TwinKey, FlowUser>,
     /// Counters.
     pub counters: PipelineCounters,
 }
 
 const SWEEP_EVERY_NS: u64 = 1_000_000_000;
+
+/// What user space's per-packet step needs besides the flow.
+struct UserCtx<'a> {
+    sigs: &'a Signatures,
+    dns: &'a mut DnsCache,
+    max_inspect: u32,
+    clock_ns: u64,
+}
+
+/// User space's part of one accounted packet, the same for the offline and the live path: TCP
+/// handshake timing and close detection on every packet; DPI, classification and the new verdict
+/// when the packet was sent to user space (`sent`: the frame and how many of its bytes).
+fn user_step(
+    ctx: UserCtx<'_>,
+    state: &FlowState,
+    u: &mut FlowUser,
+    p: &Parsed,
+    ts_ns: u64,
+    sent: Option<(&[u8], usize)>,
+) -> Option<u8> {
+    let from_client = p.dir == state.client_dir;
+    u.touched_ns = ctx.clock_ns;
+    if p.is_tcp {
+        if from_client && p.flags & 0x12 == 0x02 {
+            u.syn_ns.get_or_insert(ts_ns);
+        } else if !from_client && p.flags & 0x12 == 0x12 && u.rtt_ns.is_none() {
+            u.rtt_ns = u.syn_ns.and_then(|s| ts_ns.checked_sub(s));
+        }
+        let f = state.tcp_flags;
+        u.closing = (f[0] | f[1]) & 0x04 != 0 || (f[0] & f[1]) & 0x01 != 0;
+    }
+    let (frame, cap) = sent?;
+    u.dpi.inspect(frame, cap, p, from_client, ctx.dns);
+    let named = matches!(
+        u.class.method,
+        DetectionMethod::Sni | DetectionMethod::HttpHost
+    ) || (u.class.method == DetectionMethod::Dns && u.dpi.dns_qname.is_some());
+    if !named {
+        let server = state.client_dir ^ 1;
+        let (addr, port) = p.key.sender(server);
+        let client_port = p.key.sender(server ^ 1).1;
+        if u.dns_name.is_none() {
+            u.dns_name = ctx.dns.get(&addr).map(str::to_string);
+        }
+        let c = classify(
+            ctx.sigs,
+            &u.dpi,
+            Server {
+                protocol: p.key.protocol,
+                addr,
+                port,
+                client_port,
+            },
+            u.dns_name.as_deref(),
+        );
+        if c != u.class && c.app_type != schemas::AppType::Unknown {
+            u.detection_packets = state.total_packets().min(u64::from(u32::MAX)) as u32;
+            u.class = c;
+        }
+    }
+    let done = u.dpi.has_name() && u.class.provider.is_some()
+        || u.dpi.sni.is_some()
+        || u.dpi.inspected >= ctx.max_inspect;
+    Some(if done {
+        VERDICT_CLASSIFIED
+    } else {
+        VERDICT_CLASSIFYING
+    })
+}
 
 impl Pipeline {
     /// A pipeline with these settings and signatures.
@@ -135,6 +206,7 @@ impl Pipeline {
             clock_ns: 0,
             next_sweep_ns: 0,
             next_stats_ns: 0,
+            live: std::collections::HashMap::new(),
             counters: PipelineCounters::default(),
         }
     }
@@ -166,57 +238,48 @@ impl Pipeline {
         let Some(e) = self.table.get_mut(&p.key) else {
             return;
         };
-        let from_client = p.dir == e.state.client_dir;
-        let u = &mut e.user;
-        u.touched_ns = self.clock_ns;
-        if p.is_tcp {
-            if from_client && p.flags & 0x12 == 0x02 {
-                u.syn_ns.get_or_insert(ts_ns);
-            } else if !from_client && p.flags & 0x12 == 0x12 && u.rtt_ns.is_none() {
-                u.rtt_ns = u.syn_ns.and_then(|s| ts_ns.checked_sub(s));
-            }
-            let f = e.state.tcp_flags;
-            u.closing = (f[0] | f[1]) & 0x04 != 0 || (f[0] & f[1]) & 0x01 != 0;
-        }
-        let Some((_, cap)) = a.send else {
-            return;
+        let sent = a.send.map(|(_, cap)| (frame, cap));
+        let ctx = UserCtx {
+            sigs: &self.sigs,
+            dns: &mut self.dns,
+            max_inspect: self.cfg.max_inspect,
+            clock_ns: self.clock_ns,
         };
-        u.dpi.inspect(frame, cap, &p, from_client, &mut self.dns);
-        let named = matches!(
-            u.class.method,
-            DetectionMethod::Sni | DetectionMethod::HttpHost
-        ) || (u.class.method == DetectionMethod::Dns && u.dpi.dns_qname.is_some());
-        if !named {
-            let server = e.state.client_dir ^ 1;
-            let (addr, port) = p.key.sender(server);
-            let client_port = p.key.sender(server ^ 1).1;
-            if u.dns_name.is_none() {
-                u.dns_name = self.dns.get(&addr).map(str::to_string);
-            }
-            let c = classify(
-                &self.sigs,
-                &u.dpi,
-                Server {
-                    protocol: p.key.protocol,
-                    addr,
-                    port,
-                    client_port,
-                },
-                u.dns_name.as_deref(),
-            );
-            if c != u.class && c.app_type != schemas::AppType::Unknown {
-                u.detection_packets = e.state.total_packets().min(u64::from(u32::MAX)) as u32;
-                u.class = c;
-            }
+        if let Some(v) = user_step(ctx, &e.state, &mut e.user, &p, ts_ns, sent) {
+            e.state.verdict = v;
         }
-        let done = u.dpi.has_name() && u.class.provider.is_some()
-            || u.dpi.sni.is_some()
-            || u.dpi.inspected >= self.cfg.max_inspect;
-        e.state.verdict = if done {
-            VERDICT_CLASSIFIED
-        } else {
-            VERDICT_CLASSIFYING
+    }
+
+    /// Live path, for a packet the kernel program sent to user space (it has already counted it):
+    /// DPI and classification of `frame` (the copied bytes, from the Ethernet header), with
+    /// `state` the flow's kernel state as it is now. Returns the verdict to write into the
+    /// kernel's verdict map, or `None` when the frame does not parse.
+    pub fn live_packet(&mut self, ts_ns: u64, frame: &[u8], state: &FlowState) -> Option<u8> {
+        self.clock_ns = self.clock_ns.max(ts_ns);
+        let p = crate::flow::parse(frame, LinkType::Ethernet).ok()?;
+        let u = self.live.entry(p.key).or_default();
+        let ctx = UserCtx {
+            sigs: &self.sigs,
+            dns: &mut self.dns,
+            max_inspect: self.cfg.max_inspect,
+            clock_ns: self.clock_ns,
         };
+        user_step(ctx, state, u, &p, ts_ns, Some((frame, frame.len())))
+    }
+
+    /// Live path: the tap record of a flow the kernel holds (`state` from its flow map), for when
+    /// user space decides the flow has ended; forgets what user space kept about it.
+    pub fn live_report(&mut self, key: &TwinKey, state: &FlowState) -> TapRecord {
+        let e = Entry {
+            state: *state,
+            user: self.live.remove(key).unwrap_or_default(),
+        };
+        let r = tap_record(&self.cfg.tap_id, &self.sigs, key, &e);
+        self.counters.tap_records += 1;
+        if r.app.provider.is_some() {
+            self.counters.classified += 1;
+        }
+        r
     }
 
     /// Moves the clock to `ts_ns` (never back): expires flows and writes `flow_stats` when due.

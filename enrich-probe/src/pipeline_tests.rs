@@ -171,3 +171,49 @@ fn http_request_names_the_flow() {
     assert_eq!(a.client_os.as_deref(), Some("Windows 10/11"));
     assert_eq!(a.client_agent.as_deref(), Some("Chrome 126"));
 }
+
+#[test]
+fn live_path_classifies_like_the_offline_path() {
+    // The twin stands in for the kernel: it counts and decides what is sent; the live calls
+    // see only the sent frames and the kernel's state, as `--interface` will.
+    let mut offline = pipeline();
+    let mut live = pipeline();
+    let mut kernel: FlowTable<()> = FlowTable::new(1024, SendConfig::default());
+    let mut out = Vec::new();
+    let e = LinkType::Ethernet;
+    let req = b"GET / HTTP/1.1\r\nHost: api.zoom.us\r\n\r\n";
+    let frames = [
+        tcp(true, 0x02, &[]),
+        tcp(false, 0x12, &[]),
+        tcp(true, 0x10, req),
+        udp(5),
+    ];
+    for (i, f) in frames.iter().enumerate() {
+        let ts = S + i as u64;
+        offline.packet(ts, f, e, &mut out);
+        if let Outcome::Accounted(a) = kernel.account(ts, f, e) {
+            let key = a.parsed.key;
+            if let Some((_, cap)) = a.send {
+                let state = kernel.get(&key).map(|x| x.state).unwrap_or_default();
+                let v = live.live_packet(ts, &f[..cap], &state);
+                if let (Some(v), Some(x)) = (v, kernel.get_mut(&key)) {
+                    x.state.verdict = v;
+                }
+            }
+        }
+    }
+    offline.finish(&mut out);
+    let mut want: Vec<(u16, Option<String>)> = taps(&out)
+        .iter()
+        .map(|r| (r.key.client_port, r.app.provider.clone()))
+        .collect();
+    let mut got: Vec<(u16, Option<String>)> = kernel
+        .iter()
+        .map(|(k, x)| live.live_report(k, &x.state))
+        .map(|r| (r.key.client_port, r.app.provider.clone()))
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(got.contains(&(50000, Some("zoom".into()))));
+}
