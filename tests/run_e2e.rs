@@ -582,6 +582,120 @@ fn run_kafka_holds_exactly_what_decode_prints_noida() {
     kafka_exact(broker::Kind::Noida);
 }
 
+/// A stand-in for a schema registry that answers `POST /subjects/{s}/versions` with id 7, like
+/// Confluent's (no registry can be installed here: Confluent's needs Maven, Karapace is not on
+/// PyPI). Returns its URL and the subjects it was asked for.
+fn stub_registry() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", l.local_addr().expect("addr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = std::io::BufReader::new(s.try_clone().expect("clone"));
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let _ = tx.send(line.split_whitespace().nth(1).unwrap_or("").to_string());
+            let answer = "{\"id\":7}";
+            let mut s = s;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, rx)
+}
+
+/// `format = "avro"`: every message is the Confluent wire format with the registered id, and its
+/// datum, read with the published schema, is the row form of what `decode` prints.
+#[test]
+fn run_kafka_avro_holds_exactly_what_decode_prints() {
+    const T: &str = "run_kafka_avro_holds_exactly_what_decode_prints";
+    if procs::testdata(T, "ipfix/MANIFEST.md").is_none() {
+        return;
+    }
+    let kind = broker::Kind::Tansu;
+    let Some(bin) = broker::binary_or_skip(kind, T) else {
+        return;
+    };
+    let b = broker::Broker::start(kind, &bin, broker::free_port());
+    b.create_topic(TOPIC);
+    let (registry, subjects) = stub_registry();
+    let work = tempfile::tempdir().expect("tempdir");
+    let cfg = work.path().join("avro.toml");
+    std::fs::write(
+        &cfg,
+        format!("[sinks.kafka]\nformat = \"avro\"\nschema_registry_url = \"{registry}\"\n"),
+    )
+    .expect("config");
+    let mut run = Run::start(
+        work.path(),
+        &[
+            "--no-parquet",
+            "--kafka-brokers",
+            &b.bootstrap(),
+            "--config",
+            cfg.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(
+        subjects
+            .recv_timeout(Duration::from_secs(5))
+            .ok()
+            .as_deref(),
+        Some("/subjects/snf.flow_records-value/versions")
+    );
+    let Some((plan, sent)) = replay_manifest(T, run.udp) else {
+        return;
+    };
+    assert!(run.wait_messages(sent, Duration::from_secs(120)));
+    let st = run.stop(Duration::from_secs(90));
+    assert!(st.ok, "run exited with {}: {}", st.status, st.stderr);
+    assert_eq!(st.report["kafka"]["failed"], 0, "{}", st.report);
+    assert_eq!(
+        st.report["sinks"]["kafka"]["records_failed"], 0,
+        "{}",
+        st.report
+    );
+    let written = st.report["sinks"]["kafka"]["records_written"]
+        .as_u64()
+        .unwrap_or(0);
+    let schema =
+        apache_avro::Schema::parse(&schemas::published::avro_schema(schemas::RecordKind::Flow))
+            .expect("schema");
+    let got = broker::consume_all(
+        &b.bootstrap(),
+        TOPIC,
+        written as usize,
+        Duration::from_secs(30),
+    );
+    let mut rows = Vec::with_capacity(got.len());
+    for m in &got {
+        assert!(m.payload.len() > 5 && m.payload[0] == 0, "magic byte");
+        assert_eq!(&m.payload[1..5], &7u32.to_be_bytes(), "schema id");
+        let v = apache_avro::from_avro_datum(&schema, &mut &m.payload[5..], None).expect("datum");
+        rows.push(Value::try_from(v).expect("JSON"));
+    }
+    let n = compare_with_decode("kafka-avro", &plan, rows, |r| {
+        schemas::published::to_row(schemas::RecordKind::Flow, r).expect("row form")
+    });
+    assert_eq!(n as u64, written);
+}
+
 /// A NetFlow v5 message with `n` records numbered from `first`: record k has source
 /// 10.(k>>16).(k>>8).k port 1000+(k%50000) and `k` octets, so every record is distinct.
 fn v5_message(first: u32, n: u16, seq: u32) -> Vec<u8> {

@@ -1,11 +1,13 @@
 //! The sinks as lanes of the fan-out ([`crate::fanout`]) for router `FlowRecord`s.
 //!
 //! - [`ParquetFlows`]: the `flow_records` table; rows go straight from the records to Arrow.
-//! - [`KafkaFlows`]: one JSON message per record on the `flow_records` topic, keyed by the
-//!   canonical flow-key hash, with the record id in the `record_id` header. The JSON is exactly
-//!   what `supernetflow decode` prints for the record.
+//! - [`KafkaFlows`]: one message per record on the `flow_records` topic, keyed by the canonical
+//!   flow-key hash, with the record id in the `record_id` header. JSON (default) is exactly what
+//!   `supernetflow decode` prints for the record; Avro is the Confluent wire format
+//!   ([`super::avro`]).
 
-use super::kafka::KafkaSink;
+use super::avro::{AvroEncoder, AvroError};
+use super::kafka::{KafkaFormat, KafkaSink};
 use super::parquet::ParquetSink;
 use super::Sink;
 use crate::fanout::BatchSink;
@@ -50,22 +52,34 @@ impl BatchSink<FlowRecord> for ParquetFlows {
     }
 }
 
-/// The Kafka sink writing `flow_records` as JSON.
+/// The Kafka sink writing `flow_records` as JSON or Avro.
 pub struct KafkaFlows {
     sink: KafkaSink,
     topic: String,
+    avro: Option<AvroEncoder>,
     buf: Vec<u8>,
 }
 
 impl KafkaFlows {
-    /// Writes to the sink's configured `flow_records` topic.
-    pub fn new(sink: KafkaSink) -> Self {
+    /// Writes to the sink's configured `flow_records` topic; with `format = "avro"`, registers
+    /// the schema first (an unreachable registry or a refused schema is an error).
+    pub fn new(sink: KafkaSink) -> Result<Self, AvroError> {
         let topic = sink.config().topics.flow_records.clone();
-        Self {
+        let avro = match sink.config().format {
+            KafkaFormat::Json => None,
+            KafkaFormat::Avro => Some(AvroEncoder::register(
+                &sink.config().schema_registry_url,
+                &topic,
+                schemas::RecordKind::Flow,
+                Duration::from_secs(10),
+            )?),
+        };
+        Ok(Self {
             sink,
             topic,
+            avro,
             buf: Vec::with_capacity(2048),
-        }
+        })
     }
 }
 
@@ -83,9 +97,13 @@ impl BatchSink<FlowRecord> for KafkaFlows {
         let mut first_error = None;
         for r in batch {
             self.buf.clear();
-            if let Err(e) = serde_json::to_writer(&mut self.buf, r) {
+            let encoded = match &self.avro {
+                None => serde_json::to_writer(&mut self.buf, r).map_err(|e| e.to_string()),
+                Some(enc) => enc.encode(r, &mut self.buf).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = encoded {
                 failed += 1;
-                first_error.get_or_insert_with(|| e.to_string());
+                first_error.get_or_insert(e);
                 continue;
             }
             let key = r.flow_key.as_deref().unwrap_or("").as_bytes();

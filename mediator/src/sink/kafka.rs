@@ -55,8 +55,8 @@ pub enum KafkaFormat {
     /// JSON, one record per message (default).
     #[default]
     Json,
-    /// Avro with a Confluent-compatible schema registry. **Unsupported for now**: a configuration
-    /// asking for it is refused by [`KafkaSink::new`].
+    /// Avro in the Confluent wire format, the schema registered with `schema_registry_url`
+    /// (see [`super::avro`]).
     Avro,
 }
 
@@ -132,8 +132,12 @@ pub struct KafkaSinkConfig {
     pub brokers: String,
     /// Topic per record kind. The sink itself takes the topic from the caller.
     pub topics: KafkaTopics,
-    /// Message format: `json` (default) or `avro` (refused for now: not implemented).
+    /// Message format: `json` (default) or `avro` (Confluent wire format; needs
+    /// `schema_registry_url`).
     pub format: KafkaFormat,
+    /// Schema registry base URL for `format = "avro"`, e.g. `"http://127.0.0.1:8081"`. Subjects:
+    /// `<topic>-value`. Default empty.
+    pub schema_registry_url: String,
     /// Bound of the in-memory queue, in messages (librdkafka `queue.buffering.max.messages`).
     /// Default 100000.
     pub queue_max_messages: u32,
@@ -175,6 +179,7 @@ impl Default for KafkaSinkConfig {
             brokers: "127.0.0.1:9092".into(),
             topics: KafkaTopics::default(),
             format: KafkaFormat::Json,
+            schema_registry_url: String::new(),
             queue_max_messages: 100_000,
             queue_full_wait_ms: 100,
             spool_dir: PathBuf::from("./data/spool/kafka"),
@@ -196,8 +201,17 @@ impl KafkaSinkConfig {
     /// Checks the configuration; the error says which field is wrong.
     pub fn validate(&self) -> Result<(), SinkError> {
         let bad = |reason: String| Err(SinkError::Config { sink: SINK, reason });
-        if self.format == KafkaFormat::Avro {
-            return bad("format = \"avro\" is unsupported for now (only \"json\")".into());
+        if self.format == KafkaFormat::Avro && self.schema_registry_url.trim().is_empty() {
+            return bad("format = \"avro\" needs schema_registry_url".into());
+        }
+        if !self.schema_registry_url.is_empty()
+            && !self.schema_registry_url.starts_with("http://")
+            && !self.schema_registry_url.starts_with("https://")
+        {
+            return bad(format!(
+                "schema_registry_url = {:?} must start with http:// or https://",
+                self.schema_registry_url
+            ));
         }
         if self.brokers.trim().is_empty() {
             return bad("brokers is empty".into());

@@ -1,5 +1,6 @@
 //! Outputs of the mediator ("sinks"). Each sink takes already-serialized records one at a time.
 
+pub mod avro;
 pub mod flows;
 pub mod kafka;
 pub mod parquet;

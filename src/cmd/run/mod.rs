@@ -150,7 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let k = KafkaSink::new(cfg.sinks.kafka.clone())
             .with_context(|| format!("sinks.kafka (brokers {})", cfg.sinks.kafka.brokers))?;
         kafka_metrics = Some(k.metrics().clone());
-        sinks.push(Box::new(KafkaFlows::new(k)));
+        sinks.push(Box::new(KafkaFlows::new(k).context("sinks.kafka")?));
     }
     if sinks.is_empty() {
         tracing::warn!("No sink is enabled: records are decoded and counted, then discarded");
