@@ -11,8 +11,8 @@
 mod procs;
 mod support;
 
-use procs::{CollectOpts, Collector, Finished};
-use serde_json::{Map, Value};
+use procs::{diff, multiset, CollectOpts, Collector, Finished};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -212,63 +212,6 @@ fn held_sets_expire_into_undecoded() {
 
 // ------------------------------------------------------------------ 2b: UDP vs decode
 
-/// A record minus what legitimately differs between the live collector and `decode` of the same
-/// files (exporter address, receive time, record id, skew correction), plus the exporter's own
-/// (uncorrected) start/end: `flow_start_ms + clock_skew_ms`.
-fn comparable(r: &Value) -> String {
-    let mut m: Map<String, Value> = r.as_object().cloned().unwrap_or_default();
-    let skew = m.get("clock_skew_ms").and_then(Value::as_i64).unwrap_or(0);
-    for k in ["start", "end"] {
-        let key = format!("flow_{k}_ms");
-        let raw = m.get(&key).and_then(Value::as_i64).map(|t| t + skew);
-        m.insert(
-            format!("exporter_flow_{k}_ms"),
-            raw.map_or(Value::Null, Value::from),
-        );
-    }
-    for k in [
-        "exporter",
-        "received_time_ms",
-        "record_id",
-        "clock_skew_ms",
-        "flow_start_ms",
-        "flow_end_ms",
-    ] {
-        m.remove(k);
-    }
-    Value::Object(m).to_string()
-}
-
-fn multiset(records: &[Value]) -> BTreeMap<String, i64> {
-    let mut m = BTreeMap::new();
-    for r in records {
-        *m.entry(comparable(r)).or_insert(0) += 1;
-    }
-    m
-}
-
-/// The first few differences between two multisets, for the failure message.
-fn diff(expected: &BTreeMap<String, i64>, got: &BTreeMap<String, i64>) -> String {
-    let mut out = Vec::new();
-    for (k, n) in expected {
-        let g = got.get(k).copied().unwrap_or(0);
-        if g != *n {
-            out.push(format!("  decode x{n}, collect x{g}: {k}"));
-        }
-    }
-    for (k, g) in got {
-        if !expected.contains_key(k) {
-            out.push(format!("  decode x0, collect x{g}: {k}"));
-        }
-    }
-    let n = out.len();
-    out.truncate(3);
-    if n > 3 {
-        out.push(format!("  ... {} more", n - 3));
-    }
-    out.join("\n")
-}
-
 /// Every MANIFEST case replayed over UDP (each from its own 127.0.0.N, so template spaces do not
 /// collide) into one collector gives, per exporter, the records `decode` prints for the files.
 #[test]
@@ -343,7 +286,7 @@ fn udp_replay_of_every_manifest_case_matches_decode() {
                 case.name,
                 want.len(),
                 got.len(),
-                diff(&w, &g)
+                diff(&w, &g, "collect")
             ));
         }
     }

@@ -20,8 +20,8 @@ mod support;
 
 use arrow_array::RecordBatch;
 use arrow_schema::DataType;
-use procs::{bin, strip_ansi, wait_until, Proc};
-use serde_json::{Map, Value};
+use procs::{bin, diff, multiset, strip_ansi, wait_until, Proc};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -221,74 +221,6 @@ fn replay_manifest(test: &str, to: SocketAddr) -> Option<(Vec<Plan>, u64)> {
     Some((plan, sent))
 }
 
-/// A record (JSON or row form) minus what legitimately differs between the live collector and
-/// `decode` of the same files (exporter address, receive time, record id, clock-skew correction),
-/// plus the exporter's own start/end (`flow_start_ms + clock_skew_ms`). Nulls are dropped, so the
-/// record's JSON and its row read back from Parquet compare equal.
-fn comparable(r: &Value) -> String {
-    let mut m: Map<String, Value> = r.as_object().cloned().unwrap_or_default();
-    let skew = m.get("clock_skew_ms").and_then(Value::as_i64).unwrap_or(0);
-    for k in ["start", "end"] {
-        let key = format!("flow_{k}_ms");
-        if let Some(t) = m.get(&key).and_then(Value::as_i64) {
-            m.insert(format!("exporter_flow_{k}_ms"), Value::from(t + skew));
-        }
-    }
-    for k in [
-        "exporter",
-        "received_time_ms",
-        "record_id",
-        "clock_skew_ms",
-        "flow_start_ms",
-        "flow_end_ms",
-    ] {
-        m.remove(k);
-    }
-    drop_nulls(Value::Object(m)).to_string()
-}
-
-fn drop_nulls(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, drop_nulls(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(drop_nulls).collect()),
-        v => v,
-    }
-}
-
-fn multiset(records: &[Value]) -> BTreeMap<String, i64> {
-    let mut m = BTreeMap::new();
-    for r in records {
-        *m.entry(comparable(r)).or_insert(0) += 1;
-    }
-    m
-}
-
-fn diff(expected: &BTreeMap<String, i64>, got: &BTreeMap<String, i64>) -> String {
-    let mut out = Vec::new();
-    for (k, n) in expected {
-        let g = got.get(k).copied().unwrap_or(0);
-        if g != *n {
-            out.push(format!("  decode x{n}, run x{g}: {k}"));
-        }
-    }
-    for (k, g) in got {
-        if !expected.contains_key(k) {
-            out.push(format!("  decode x0, run x{g}: {k}"));
-        }
-    }
-    let n = out.len();
-    out.truncate(3);
-    if n > 3 {
-        out.push(format!("  ... {} more", n - 3));
-    }
-    out.join("\n")
-}
-
 /// Compares, exporter by exporter, what came out of `run` with `decode` of the same files; `row`
 /// turns a decoded record into the form the output holds. Returns the number of records.
 fn compare_with_decode(
@@ -325,7 +257,7 @@ fn compare_with_decode(
                 p.exporter,
                 want.len(),
                 got.len(),
-                diff(&w, &g)
+                diff(&w, &g, what)
             ));
         }
     }

@@ -515,6 +515,82 @@ pub fn collect_cmd_output(
     )
 }
 
+// ------------------------------------------------------------------ comparing with decode
+
+/// A record (JSON or row form) minus what legitimately differs between the live collector and
+/// `decode` of the same files (exporter address, receive time, record id, clock-skew correction),
+/// plus the exporter's own start/end (`flow_start_ms + clock_skew_ms`). Nulls are dropped, so the
+/// record's JSON and its row read back from Parquet compare equal.
+pub fn comparable(r: &Value) -> String {
+    let mut m: serde_json::Map<String, Value> = r.as_object().cloned().unwrap_or_default();
+    let skew = m.get("clock_skew_ms").and_then(Value::as_i64).unwrap_or(0);
+    for k in ["start", "end"] {
+        let key = format!("flow_{k}_ms");
+        if let Some(t) = m.get(&key).and_then(Value::as_i64) {
+            m.insert(format!("exporter_flow_{k}_ms"), Value::from(t + skew));
+        }
+    }
+    for k in [
+        "exporter",
+        "received_time_ms",
+        "record_id",
+        "clock_skew_ms",
+        "flow_start_ms",
+        "flow_end_ms",
+    ] {
+        m.remove(k);
+    }
+    drop_nulls(Value::Object(m)).to_string()
+}
+
+pub fn drop_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, drop_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(drop_nulls).collect()),
+        v => v,
+    }
+}
+
+pub fn multiset(records: &[Value]) -> std::collections::BTreeMap<String, i64> {
+    let mut m = std::collections::BTreeMap::new();
+    for r in records {
+        *m.entry(comparable(r)).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The first few differences between two multisets, for a failure message (`what`: the
+/// output compared with `decode`).
+pub fn diff(
+    expected: &std::collections::BTreeMap<String, i64>,
+    got: &std::collections::BTreeMap<String, i64>,
+    what: &str,
+) -> String {
+    let mut out = Vec::new();
+    for (k, n) in expected {
+        let g = got.get(k).copied().unwrap_or(0);
+        if g != *n {
+            out.push(format!("  decode x{n}, {what} x{g}: {k}"));
+        }
+    }
+    for (k, g) in got {
+        if !expected.contains_key(k) {
+            out.push(format!("  decode x0, {what} x{g}: {k}"));
+        }
+    }
+    let n = out.len();
+    out.truncate(3);
+    if n > 3 {
+        out.push(format!("  ... {} more", n - 3));
+    }
+    out.join("\n")
+}
+
 // ------------------------------------------------------------------ replay / decode
 
 /// `supernetflow replay --to ADDR --from FROM FILE...`; panics unless it succeeds. Returns the

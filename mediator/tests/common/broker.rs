@@ -271,22 +271,7 @@ pub fn consume_all(bootstrap: &str, topic: &str, expect: usize, idle: Duration) 
     while out.len() < expect && last.elapsed() < idle {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                let record_id = m
-                    .headers()
-                    .and_then(|h| {
-                        h.iter()
-                            .find(|h| h.key == RECORD_ID_HEADER)
-                            .and_then(|h| h.value)
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                    })
-                    .unwrap_or_default();
-                out.push(Got {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().unwrap_or(&[]).to_vec(),
-                    record_id,
-                    payload: m.payload().unwrap_or(&[]).to_vec(),
-                });
+                out.push(got(&m));
                 last = Instant::now();
             }
             Some(Err(e)) => eprintln!("consumer: {e}"),
@@ -297,23 +282,28 @@ pub fn consume_all(bootstrap: &str, topic: &str, expect: usize, idle: Duration) 
     let tail = Instant::now();
     while tail.elapsed() < Duration::from_millis(1500) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let record_id = m
-                .headers()
-                .and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == RECORD_ID_HEADER)
-                        .and_then(|h| h.value)
-                })
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default();
-            out.push(Got {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().unwrap_or(&[]).to_vec(),
-                record_id,
-                payload: m.payload().unwrap_or(&[]).to_vec(),
-            });
+            out.push(got(&m));
         }
     }
     out
+}
+
+/// A consumed message as the tests look at it.
+fn got(m: &rdkafka::message::BorrowedMessage<'_>) -> Got {
+    let record_id = m
+        .headers()
+        .and_then(|h| {
+            h.iter()
+                .find(|h| h.key == RECORD_ID_HEADER)
+                .and_then(|h| h.value)
+        })
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default();
+    Got {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().unwrap_or(&[]).to_vec(),
+        record_id,
+        payload: m.payload().unwrap_or(&[]).to_vec(),
+    }
 }
