@@ -12,6 +12,7 @@
 //! - [`classify`]: signatures (`signatures.toml`), app type and provider, client OS and agent.
 //! - [`pipeline`]: frames in, tap records and `flow_stats` out.
 //! - [`record`]: building `TapRecord` and the `flow_stats` line.
+//! - [`qoe`]: QoE estimators (video, conferencing, gaming, RTT).
 //! - [`offline`]: running capture files through the pipeline into JSON lines.
 //! - [`error`]: what can fail outside the per-packet path.
 
@@ -23,6 +24,7 @@ pub mod flow;
 pub mod kernel;
 pub mod offline;
 pub mod pipeline;
+pub mod qoe;
 pub mod record;
 
 pub use error::ProbeError;
