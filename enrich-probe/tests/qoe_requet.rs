@@ -251,6 +251,10 @@ struct Score {
     res_within1: u32,
     est_startup_ms: Option<u32>,
     gt_startup_ms: Option<u64>,
+    /// Estimated playback start minus the API's first Play, ms.
+    start_error_ms: Option<i64>,
+    /// The API's first Buffering event before the first media request, ms.
+    api_lead_ms: Option<i64>,
     video_kbps: Vec<u32>,
     /// Playing intervals whose buffer state matches the one read from the API's buffer health.
     buf_n: u32,
@@ -315,6 +319,13 @@ fn evaluate(pkts: &[Pkt], gt: &[Gt], first_ns: u64, cfg: &VideoConfig) -> (Score
     let first_play = gt.iter().find(|g| g.state == Player::Playing);
     if let (Some(b), Some(p)) = (first_buf, first_play) {
         sc.gt_startup_ms = Some(p.time_ms.saturating_sub(b.time_ms));
+    }
+    let ms = |ns: u64| (ns / 1_000_000) as i64;
+    if let (Some(st), Some(p)) = (s.playback_start_ns(), first_play) {
+        sc.start_error_ms = Some(ms(st) - p.time_ms as i64);
+    }
+    if let (Some(r), Some(b)) = (s.first_request_ns(), first_buf) {
+        sc.api_lead_ms = Some(ms(r) - b.time_ms as i64);
     }
     for q in &out {
         if sc.est_startup_ms.is_none() {
@@ -403,6 +414,15 @@ fn print_buffer(label: &str, sc: &Score) {
     );
 }
 
+fn print_startup(label: &str, sc: &Score) {
+    let show = |v: Option<i64>| v.map_or("-".to_string(), |v| format!("{v:+} ms"));
+    println!(
+        "{label}: estimated playback start − API's first Play {}; first media request − API's first Buffering {}",
+        show(sc.start_error_ms),
+        show(sc.api_lead_ms)
+    );
+}
+
 fn print_row(label: &str, sc: &Score) {
     println!(
         "| {label} | {} | {} | {} | {} / {} / {} | {} | {} | {} ms / {} ms |",
@@ -459,12 +479,6 @@ fn video_qoe_against_requet() {
     for (e, pkts, gt, first_ns) in &data {
         let (sc, out) = evaluate(pkts, gt, *first_ns, &shipped);
         print_row(&format!("exp {e}, shipped ladder"), &sc);
-        buffer_lines.push((
-            format!("exp {e}"),
-            sc.buf_n,
-            sc.buf_agree,
-            sc.buf_confusion.clone(),
-        ));
         // Deterministic facts: the whole session was compared and the output is well-formed.
         assert!(sc.intervals >= 500, "exp {e}: {} intervals", sc.intervals);
         assert!(sc.res_n >= 500, "exp {e}: {} labelled intervals", sc.res_n);
@@ -488,6 +502,7 @@ fn video_qoe_against_requet() {
                 fitted_on_41 = Some(f64::from(m) / r720);
             }
         }
+        buffer_lines.push((format!("exp {e}"), sc));
     }
     if let Some(f) = fitted_on_41 {
         let cfg = shipped.with_ladder_scale("youtube", f);
@@ -501,13 +516,8 @@ fn video_qoe_against_requet() {
         }
     }
     println!();
-    for (label, n, agree, confusion) in buffer_lines {
-        let sc = Score {
-            buf_n: n,
-            buf_agree: agree,
-            buf_confusion: confusion,
-            ..Score::default()
-        };
-        print_buffer(&label, &sc);
+    for (label, sc) in &buffer_lines {
+        print_buffer(label, sc);
+        print_startup(label, sc);
     }
 }

@@ -23,6 +23,11 @@
 //!    while playing, capped at `B`, reset to `B` at paced requests. Empty buffer while packets
 //!    still flow: a stall, which ends once `resume_s` seconds are buffered again. Empty buffer
 //!    and no packet for `session_idle_ms`: paused or ended, not a stall.
+//! 6. **Buffer state** (end of each window): Startup before playback; Stalled in a stall;
+//!    Filling until the rate has settled (the player fills its buffer after it starts); Steady
+//!    while paced requests keep coming (one within `B/2`) or the modelled buffer is above 85 % of
+//!    `B`; otherwise Filling or Draining by the modelled buffer's change over the last 20 s (±2 s),
+//!    Unknown when empty and silent.
 //!
 //! Frame rate is not inferred: with whole chunks fetched over encrypted transports nothing in
 //! the sizes or times reveals it (60-fps renditions only read as higher bitrates).
@@ -62,6 +67,8 @@ pub struct VideoSession {
     /// Media bitrate estimate, bit/s, and whether a paced request anchored it.
     rate_bps: Option<f64>,
     anchored: bool,
+    /// Last paced request, ns.
+    last_paced_ns: Option<u64>,
     /// Modelled buffer, media seconds.
     buf_s: f64,
     stalled: bool,
@@ -109,6 +116,7 @@ impl VideoSession {
             played_s: 0.0,
             rate_bps: None,
             anchored: false,
+            last_paced_ns: None,
             buf_s: 0.0,
             stalled: false,
             history: VecDeque::new(),
@@ -133,6 +141,16 @@ impl VideoSession {
         self.rate_bps
     }
 
+    /// First request of the session, ns.
+    pub fn first_request_ns(&self) -> Option<u64> {
+        self.first_request_ns
+    }
+
+    /// Estimated playback start, ns.
+    pub fn playback_start_ns(&self) -> Option<u64> {
+        self.start_ns
+    }
+
     /// Modelled buffer, media seconds.
     pub fn buffer_s(&self) -> f64 {
         self.buf_s
@@ -154,6 +172,7 @@ impl VideoSession {
                 }
                 if paced && self.start_ns.is_some() && !self.stalled {
                     self.anchor();
+                    self.last_paced_ns = Some(ts_ns);
                 }
             }
             ChunkEvent::Media(bytes) => self.media(ts_ns, bytes),
@@ -199,7 +218,7 @@ impl VideoSession {
     /// Only once settled: a paced request anchored the rate and half the buffer target has been
     /// played (before that the buffer is still filling and the formula underestimates).
     fn video_kbps(&self) -> Option<f64> {
-        if !self.anchored || self.played_s < self.target_s / 2.0 {
+        if !self.settled() {
             return None;
         }
         let r = self.rate_bps.filter(|r| *r >= MIN_RATE_BPS)? / 1000.0;
@@ -220,7 +239,16 @@ impl VideoSession {
             // Empty and silent: paused or ended (a stalled player keeps asking).
             return BufferState::Unknown;
         }
-        if self.buf_s >= STEADY_SHARE * self.target_s {
+        if !self.settled() {
+            // Players fill their buffer to the target after they start.
+            return BufferState::Filling;
+        }
+        let half_target_ns = (self.target_s * NS / 2.0) as u64;
+        let pacing = self
+            .last_paced_ns
+            .is_some_and(|t| now.saturating_sub(t) <= half_target_ns);
+        if pacing || self.buf_s >= STEADY_SHARE * self.target_s {
+            // On/off requests: the player waits for room in a full buffer.
             return BufferState::Steady;
         }
         let past = self
@@ -234,6 +262,12 @@ impl VideoSession {
             Some(_) => BufferState::Steady,
             None => BufferState::Filling,
         }
+    }
+
+    /// The rate estimate has settled: a paced request anchored it and half the buffer target
+    /// has been played.
+    fn settled(&self) -> bool {
+        self.anchored && self.played_s >= self.target_s / 2.0
     }
 
     /// Media bytes arrived at `ts`.
