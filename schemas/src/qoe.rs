@@ -26,43 +26,69 @@ impl Qoe {
     }
 }
 
-/// Playback buffer state of a video player, as inferred from the download pattern.
+/// Playback buffer state of a video player at the end of the window, inferred from the download
+/// pattern (requests and the bursts that answer them) and a modelled buffer; never read from the
+/// player. On the Requet YouTube sessions it matched the state read from the player's own buffer
+/// health in 92 % of playing seconds (rules set after looking at those sessions: in-sample).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BufferState {
-    /// Not enough data to tell.
+    /// Not enough data to tell: no media request yet, or the buffer ran out with no traffic at all
+    /// (the player was paused or closed, or the title ended).
     #[default]
     Unknown,
-    /// Before first frame: the player fills its initial buffer.
+    /// Between the first media request and the estimated start of playback.
     Startup,
-    /// Downloading faster than playing: the buffer grows.
+    /// Buffer growing: just after playback started (until the bitrate estimate settles), or the
+    /// modelled buffer rose by 2 s or more over the last 20 s.
     Filling,
-    /// On/off download pattern of a full buffer.
+    /// Full buffer: the player's requests come in the on/off rhythm of a full buffer (one after an
+    /// idle pause within half the buffer target), or the modelled buffer is above 85 % of it.
     Steady,
-    /// Downloading slower than playing: the buffer shrinks.
+    /// Buffer shrinking: downloads slower than playback, or none left to do (end of the title);
+    /// the modelled buffer fell by 2 s or more over the last 20 s.
     Draining,
-    /// Buffer empty: playback stalled (rebuffering).
+    /// Modelled buffer empty while the client still exchanges packets: playback stalled
+    /// (rebuffering).
     Stalled,
 }
 
-/// Video QoE over one window.
+/// Video QoE over one window, inferred from packet sizes and timing of the session's flows (TLS,
+/// QUIC: nothing is decrypted). Chunks are the downstream bursts between the client's requests;
+/// the media bitrate comes from requests paced by a full buffer; the resolution maps that bitrate
+/// through a per-provider ladder (`enrich-probe/video_ladders.toml`). How it was measured against
+/// ground truth: BENCHMARKS.md, "Video QoE against Requet".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct VideoQoe {
     /// Start of the measurement window, UTC ms.
     pub window_start_ms: i64,
     /// End of the measurement window, UTC ms.
     pub window_end_ms: i64,
-    /// Video resolution label (e.g. `1080p`, `720p`, `2160p`).
+    /// Video resolution label (e.g. `1080p`, `720p`, `2160p`): the provider ladder's rung nearest
+    /// to `bitrate_kbps` on a log scale. A bitrate class, not a measurement: the bitrate of one
+    /// resolution varies several-fold with content complexity. On Requet's two 720p YouTube sessions
+    /// (still-picture-like titles, 250-310 kbit/s of video) the shipped ladder read 240p and 360p;
+    /// with the ladder scaled to one title, the other read 720p in 86 % of seconds. `null` until
+    /// the bitrate has settled (half the buffer target played, 60 s for YouTube on demand).
     pub resolution: Option<String>,
-    /// Video height in pixels (e.g. 1080).
+    /// Video height in pixels of `resolution` (e.g. 1080).
     pub height_px: Option<u16>,
-    /// Estimated media bitrate over the window, kbit/s.
+    /// Estimated video bitrate of the title being played, kbit/s: media bits downloaded divided by
+    /// (seconds played + the provider's buffer target), renewed at each request paced by a full
+    /// buffer, minus the provider's nominal audio bitrate. On Requet's two sessions the median
+    /// agreed within 3 % with the title's average (all bytes over the title's length); `null`
+    /// until it has settled.
     pub bitrate_kbps: Option<u32>,
-    /// Time from the first request to playback start, ms; only in the window where playback started.
+    /// Startup delay, ms: from the session's first media request to the estimated start of
+    /// playback (when the provider's `startup_bytes` of media have arrived); only in the window
+    /// where playback started. On Requet the start fell within 120 ms of the player's; the player's
+    /// own startup clock starts 0.5-0.7 s earlier (page and player loading), which this misses.
     pub startup_delay_ms: Option<u32>,
-    /// Number of stalls (rebuffering events) in the window.
+    /// Stalls (rebuffering events) that began in the window: the modelled buffer ran empty while
+    /// the client still exchanged packets. No false stall over Requet's 1,198 s of playback; recall
+    /// is unmeasured there (the two sessions have no rebuffering) and rests on synthetic tests.
     pub stalls: u32,
-    /// Total stall time in the window, ms.
+    /// Stalled time in the window, ms (same model as `stalls`).
     pub stall_ms: u32,
     /// Buffer state at the end of the window.
     pub buffer_state: BufferState,
