@@ -425,13 +425,16 @@ fn print_startup(label: &str, sc: &Score) {
 
 fn print_row(label: &str, sc: &Score) {
     println!(
-        "| {label} | {} | {} | {} | {} / {} / {} | {} | {} | {} ms / {} ms |",
+        "| {label} | {} | {} | {} | {} ({}) / {} ({}) / {} ({}) | {} | {} | {} ms / {} ms |",
         sc.intervals,
         sc.rebuffer.show(),
         sc.not_playing.show(),
         Pr::pct(sc.res_exact, sc.res_n),
+        sc.res_exact,
         Pr::pct(sc.res_within1, sc.res_n),
+        sc.res_within1,
         Pr::pct(sc.res_covered, sc.res_n),
+        sc.res_covered,
         sc.res_n,
         median(&sc.video_kbps).map_or("-".into(), |k| k.to_string()),
         sc.est_startup_ms.map_or("-".into(), |v| v.to_string()),
@@ -458,6 +461,14 @@ fn video_qoe_against_requet() {
         let text = std::fs::read_to_string(&merged).expect("merged file reads");
         let gt = ground_truth(&text, first_ns / 1_000_000);
         assert!(gt.len() > 5_000, "exp {e}: {} API records", gt.len());
+        let last_down = pkts.iter().rev().find(|p| !p.up && p.payload > 1000);
+        let last_gt = gt.last().map_or(0, |g| g.time_ms);
+        if let Some(p) = last_down {
+            println!(
+                "exp {e}: last media packet {:.1} s before the last API record",
+                (last_gt as f64 - (p.ts / 1_000_000) as f64) / 1000.0
+            );
+        }
         println!(
             "exp {e}: server {server}, {} packets on {} flows, {} API records",
             pkts.len(),
