@@ -129,6 +129,9 @@ struct Gt {
     state: Player,
     /// Buffer health, media seconds.
     health: f64,
+    /// Playback position and title length, s.
+    progress_s: f64,
+    length_s: f64,
     height: Option<u16>,
     after_first_play: bool,
 }
@@ -191,10 +194,14 @@ fn ground_truth(text: &str, start_ms: u64) -> Vec<Gt> {
             .position(|t| *t == "1")
             .and_then(|i| QUALITY_HEIGHTS[i]);
         let health = tok[17].parse::<f64>().unwrap_or(0.0);
+        let progress_s = tok[6].parse::<f64>().unwrap_or(0.0);
+        let length_s = tok[7].parse::<f64>().unwrap_or(0.0);
         out.push(Gt {
             time_ms,
             state,
             health,
+            progress_s,
+            length_s,
             height,
             after_first_play: rebuffer_base,
         });
@@ -530,5 +537,84 @@ fn video_qoe_against_requet() {
     for (label, sc) in &buffer_lines {
         print_buffer(label, sc);
         print_startup(label, sc);
+    }
+}
+
+/// A network outage cut into the real traces (synthetic, so not part of the scores above): from
+/// 200 s to 400 s after the capture start every media byte and request is removed and only small
+/// upstream packets remain (a starved player keeps its connection alive). When would the real
+/// player have run dry? Two readings, neither exact: the buffer health it showed at the cut
+/// (YouTube appends downloaded media to its buffer in 5-s steps, so health can lag the download),
+/// and the media downloaded before the cut at the title's average rate minus what was played (the
+/// rate varies along the title). The test asserts that the outage gives one stall and none before
+/// the cut; it prints where the stall fell against the two readings.
+#[test]
+fn outage_cut_into_requet_traces_stalls_when_the_buffer_runs_dry() {
+    let Some(td) = common::testdata("qoe_requet") else {
+        return;
+    };
+    let dir = td.join("apps/requet");
+    for e in [41u32, 46] {
+        let pcap = dir.join(format!("baseline_Mar22_exp_{e}.pcap"));
+        let merged = dir.join(format!("baseline_Mar22_exp_{e}_merged.txt"));
+        if !pcap.is_file() || !merged.is_file() {
+            eprintln!("SKIPPED qoe_requet outage: {} missing", pcap.display());
+            return;
+        }
+        let (pkts, _, first_ns) = video_packets(&pcap);
+        let text = std::fs::read_to_string(&merged).expect("merged file reads");
+        let gt = ground_truth(&text, first_ns / 1_000_000);
+        let t0 = first_ns / S * S;
+        let (cut, heal) = (t0 + 200 * S, t0 + 400 * S);
+        let Some(flow) = pkts.iter().rev().find(|p| p.ts < cut).map(|p| p.flow) else {
+            panic!("exp {e}: no packet before the cut");
+        };
+        // The media downloaded before the cut, at the title's average rate.
+        let down = |until: u64| -> u64 {
+            pkts.iter()
+                .filter(|p| !p.up && p.ts < until)
+                .map(|p| u64::from(p.payload))
+                .sum()
+        };
+        let title_s = gt.iter().map(|g| g.length_s).fold(0.0, f64::max);
+        let at_cut = gt.iter().rev().find(|g| g.time_ms * 1_000_000 < cut);
+        let (health, played) = at_cut.map_or((0.0, 0.0), |g| (g.health, g.progress_s));
+        let avg_rate = down(u64::MAX) as f64 / title_s.max(1.0);
+        let upper_s = down(cut) as f64 / avg_rate.max(1.0) - played;
+        let mut cut_pkts: Vec<Pkt> = pkts
+            .into_iter()
+            .filter(|p| p.ts < cut || p.ts >= heal)
+            .collect();
+        let mut k = cut;
+        while k < heal {
+            cut_pkts.push(Pkt {
+                ts: k,
+                flow,
+                up: true,
+                ip_len: 58,
+                payload: 30,
+            });
+            k += S;
+        }
+        cut_pkts.sort_by_key(|p| p.ts);
+        let (_, out) = evaluate(&cut_pkts, &gt, first_ns, &VideoConfig::default());
+        let before_cut = out
+            .iter()
+            .filter(|q| (q.window_end_ms as u64) * 1_000_000 <= cut)
+            .any(|q| q.stalls > 0);
+        assert!(!before_cut, "exp {e}: stall before the outage");
+        let Some(first) = out.iter().find(|q| q.stalls > 0) else {
+            panic!("exp {e}: the outage went unnoticed");
+        };
+        let onset_s = (first.window_start_ms as f64 - (cut / 1_000_000) as f64) / 1000.0;
+        let stalled_ms: u64 = out.iter().map(|q| u64::from(q.stall_ms)).sum();
+        println!(
+            "exp {e}: outage at 200 s: the player runs dry {health:.0} s (buffer health) or \
+             {upper_s:.0} s (downloaded media) into it; estimated stall {onset_s:.0} s into it; \
+             {} stall(s), {:.0} s stalled",
+            out.iter().map(|q| q.stalls).sum::<u32>(),
+            stalled_ms as f64 / 1000.0
+        );
+        assert_eq!(out.iter().map(|q| q.stalls).sum::<u32>(), 1, "exp {e}");
     }
 }

@@ -20,7 +20,8 @@
 //! 4. **Resolution**: the provider's nominal audio bitrate is removed and the video bitrate is
 //!    mapped to the nearest rung of the provider's ladder ([`config`], `video_ladders.toml`).
 //! 5. **Buffer**: a media clock adds `bits / rate` seconds per media byte and removes wall time
-//!    while playing, capped at `B`, reset to `B` at paced requests. Empty buffer while packets
+//!    while playing; it is reset to `B` at each paced request (the chunk asked for then lands on
+//!    top) and capped at `2 B`. Empty buffer while packets
 //!    still flow: a stall, which ends once `resume_s` seconds are buffered again. Empty buffer
 //!    and no packet for `session_idle_ms`: paused or ended, not a stall.
 //! 6. **Buffer state** (end of each window): Startup before playback; Stalled in a stall;
@@ -86,6 +87,8 @@ const TREND_NS: u64 = 20_000_000_000;
 const STEADY_SHARE: f64 = 0.85;
 /// Buffer change over the trend window that reads as a trend, media seconds.
 const TREND_MIN_S: f64 = 2.0;
+/// The modelled buffer never exceeds this multiple of the target.
+const BUFFER_CAP: f64 = 2.0;
 /// Bitrate below this floor is not mapped (nothing but control traffic yet), bit/s.
 const MIN_RATE_BPS: f64 = 1_000.0;
 
@@ -286,7 +289,9 @@ impl VideoSession {
                 }
             }
             Some(_) => {
-                self.buf_s = (self.buf_s + self.seconds_of(bytes)).min(self.target_s);
+                // The chunk a paced request asked for lands on top of a buffer at its target;
+                // the cap only bounds a wrong rate.
+                self.buf_s = (self.buf_s + self.seconds_of(bytes)).min(BUFFER_CAP * self.target_s);
                 if self.stalled && self.buf_s >= self.p.resume_s {
                     self.stalled = false;
                 }
