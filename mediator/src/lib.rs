@@ -2,13 +2,16 @@
 //!
 //! # Layout
 //! - [`sink`]: the outputs: [`sink::parquet`], [`sink::kafka`] (with its on-disk [`sink::spool`]),
-//!   and [`sink::flows`], which adapts them to batches of router flow records.
+//!   and [`sink::records`], which adapts them to batches of any record kind ([`sink::records::AnyRecord`]).
 //! - [`fanout`]: runs the sinks concurrently, each on its own thread behind a bounded queue, with
 //!   back-pressure counted.
 //! - [`http`]: the HTTP API (health, readiness, Prometheus metrics, exporters).
+//! - [`join`]: the join of router flow records with tap records into super-flows (bounded state,
+//!   grace period, sampling check, VLAN/VRF and NAT options, flush on shutdown and revocation).
 //!
-//! The join itself comes with the issue "The join, end to end". The crate depends only on
-//! `schemas`, never on the collector or the tap: the root binary wires them together.
+//! The crate depends only on `schemas`, never on the collector or the tap: the root binary wires
+//! them together.
 pub mod fanout;
 pub mod http;
+pub mod join;
 pub mod sink;

@@ -10,7 +10,7 @@ use crate::kind::{RecordKind, RecordState};
 use crate::qoe::{BufferState, ConferencingQoe, GamingQoe, Qoe, QoeSample, VideoQoe};
 use crate::session::{AppSession, SessionNetwork};
 use crate::stats::FlowStats;
-use crate::super_flow::{Enrichment, MatchStatus, SuperFlow};
+use crate::super_flow::{Enrichment, KeyMatch, MatchStatus, SuperFlow};
 use crate::tap::{AppPlatform, AppType, DetectionMethod, TapKey, TapRecord};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -275,6 +275,8 @@ pub fn super_flow() -> SuperFlow {
             confidence: 0.92,
             tap: Some(TAP.into()),
             matched_tap_records: 3,
+            key_match: KeyMatch::Canonical,
+            router_tap_ratio: Some(1.0),
         },
         flow,
     }

@@ -27,11 +27,12 @@ pub struct SuperFlow {
     pub flow: FlowRecord,
     /// Application & user platform from the matched tap records; `null` when unmatched.
     pub app: Option<AppPlatform>,
-    /// Network QoS from the matched tap records (the latest report within the flow's time span);
-    /// `null` when unmatched.
+    /// Network QoS from the matched tap records: the tap's latest report on the flow when the
+    /// super-flow was emitted (counters cumulative since the flow's first packet); `null` when
+    /// unmatched.
     pub stats: Option<FlowStats>,
-    /// Application QoE from the matched tap records (the latest window within the flow's time
-    /// span); `null` when unmatched or when the tap measured none.
+    /// Application QoE from the matched tap records: the latest window the tap measured on the flow
+    /// when the super-flow was emitted; `null` when unmatched or when the tap measured none.
     pub qoe: Option<Qoe>,
     /// How the flow was matched.
     pub enrichment: Enrichment,
@@ -84,11 +85,40 @@ pub enum MatchStatus {
 pub struct Enrichment {
     /// Join outcome.
     pub status: MatchStatus,
-    /// Match confidence, 0 to 1: the share of the flow's time span the tap records cover, lowered
-    /// when the key matched only without the VLAN; 0 when unmatched.
+    /// Match confidence, 0 to 1: the share of the flow's time span the tap records cover, times
+    /// 0.9 when the key matched only without the VLAN/VRF, and in NAT mode times the volume
+    /// likeness and the share of the best candidate among all candidates; 0 when unmatched.
     pub confidence: f32,
     /// Id of the tap whose records matched; `null` when unmatched.
     pub tap: Option<String>,
-    /// Number of tap records joined into this super-flow.
+    /// Number of tap records joined into this super-flow (the tap's reports on the flow merged
+    /// when it was emitted).
     pub matched_tap_records: u32,
+    /// How the tap flow was found: by the canonical key, by the key without its VLAN/VRF, or by
+    /// the server endpoint behind a NAT; `none` when unmatched.
+    #[serde(default)]
+    pub key_match: KeyMatch,
+    /// Check of the exporter's sampling: the router's packets (upscaled by its sampling interval)
+    /// divided by the packets the tap counted in the same direction over the flow's time span
+    /// (the tap's count prorated over its reports' span). Near 1 when the sampling interval in
+    /// force is right; it scatters per flow (sampling is random) and is best read as an average
+    /// over many flows. `null` unless matched and the tap counted packets.
+    #[serde(default)]
+    pub router_tap_ratio: Option<f32>,
+}
+
+/// How the join found the tap flow of a router flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMatch {
+    /// No tap flow.
+    #[default]
+    None,
+    /// Same canonical key, VLAN/VRF included.
+    Canonical,
+    /// Same protocol and endpoints, different VLAN/VRF (join option `ignore_scope`).
+    KeyWithoutScope,
+    /// Same protocol and server endpoint, client translated by a NAT (join option `nat`): chosen
+    /// by time overlap and volume, so it can be wrong where one server has many clients at once.
+    Nat,
 }

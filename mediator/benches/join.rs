@@ -1,0 +1,363 @@
+//! The join: throughput on one core, and bytes of state per pending flow.
+//!
+//! `cargo bench -p supernetflow-mediator --bench join`.
+//!
+//! Throughput (`join/*`): each iteration feeds 20 000 flows' records — per flow a tap `start`, a
+//! tap `update` 30 s later, a router record at the 60 s active timeout, the tap's `end` and the
+//! router's last record (5 records, 2 super-flows) — in time order over 20 000 flows staggered
+//! across 100 s, with a `tick` every simulated second. Router records are the sample IPFIX record
+//! (extensions included) with varied endpoints; tap records the sample Netflix record with their
+//! application block drawn from 2 000 distinct ones and a QoE block on 30 % of flows. Records are
+//! built before the timer starts; building and dropping the super-flows is timed.
+//! - `cold`: a fresh join per iteration;
+//! - `warm_1m`: the same on top of 1 M other tap flows held in state (cache misses as in a busy
+//!   mediator).
+//!
+//! State size (printed before the timings): tap flows pending, measured with a counting allocator
+//! (bytes allocated and not freed while the state was built) and compared with
+//! `Joiner::state_bytes`; also router records pending (router first, tap not yet seen).
+//! `JOIN_BENCH_PENDING=10000000` sets the number of pending tap flows (default 1 000 000);
+//! `JOIN_BENCH_MEMORY_ONLY=1` skips the timings.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use mediator::join::{JoinConfig, Joiner};
+use schemas::qoe::{ConferencingQoe, GamingQoe, Qoe, VideoQoe};
+use schemas::{AppPlatform, AppType, FlowRecord, RecordState, SuperFlow, TapKey, TapRecord};
+
+/// Counts live heap bytes while `ON` (off during the timings, so they pay one relaxed load).
+struct Counting;
+static ON: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if ON.load(Relaxed) {
+            LIVE.fetch_add(l.size() as i64, Relaxed);
+        }
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        if ON.load(Relaxed) {
+            LIVE.fetch_sub(l.size() as i64, Relaxed);
+        }
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        if ON.load(Relaxed) {
+            LIVE.fetch_add(new as i64 - l.size() as i64, Relaxed);
+        }
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const T0: i64 = 1_718_000_000_000;
+const FLOWS: u32 = 20_000;
+const PLATFORMS: u32 = 2_000;
+
+struct Gen {
+    flow: FlowRecord,
+    tap: TapRecord,
+    platforms: Vec<AppPlatform>,
+    gaming: Option<GamingQoe>,
+    conferencing: Option<ConferencingQoe>,
+}
+
+impl Gen {
+    fn new() -> Self {
+        let tap = schemas::sample::tap_record();
+        let platforms = (0..PLATFORMS)
+            .map(|p| {
+                let mut a = tap.app.clone();
+                a.sni = Some(format!("ipv4-c{p:03}-fra001-ix.1.oca.nflxvideo.net"));
+                a.dns_name = a.sni.clone();
+                a.client_os = Some(format!("Android {}", 10 + p % 5));
+                a.app_type = match p % 10 {
+                    0..=3 => AppType::VideoStreaming,
+                    4 => AppType::Gaming,
+                    5 => AppType::Conferencing,
+                    _ => AppType::Web,
+                };
+                a
+            })
+            .collect();
+        let session = schemas::sample::app_session();
+        Self {
+            flow: schemas::sample::flow_record(),
+            tap,
+            platforms,
+            gaming: schemas::sample::super_flow().qoe.and_then(|q| q.gaming),
+            conferencing: session
+                .qoe_series
+                .first()
+                .and_then(|s| s.qoe.conferencing.clone()),
+        }
+    }
+
+    /// Endpoints of flow `id`: client 10.x.y.z, server 203.0.113.0/24.
+    fn endpoints(id: u64) -> ((IpAddr, u16), (IpAddr, u16)) {
+        let c = IpAddr::V4(Ipv4Addr::new(
+            10,
+            (id >> 24) as u8,
+            (id >> 16) as u8,
+            (id >> 8) as u8,
+        ));
+        let s = IpAddr::V4(Ipv4Addr::new(203, 0, 113, id as u8));
+        ((c, 40_000 + (id % 20_000) as u16), (s, 443))
+    }
+
+    fn tap(&self, id: u64, seq: u32, first: i64, last: i64, state: RecordState) -> TapRecord {
+        let mut t = self.tap.clone();
+        let (c, s) = Self::endpoints(id);
+        t.key = TapKey {
+            flow_key: String::new(),
+            protocol: 6,
+            client_addr: c.0,
+            client_port: c.1,
+            server_addr: s.0,
+            server_port: s.1,
+            vlan: None,
+        };
+        t.key.set_flow_key();
+        t.stats.digest = t.key.flow_key.clone();
+        t.seq = seq;
+        t.state = state;
+        t.first_seen_ms = first;
+        t.last_seen_ms = last;
+        let secs = ((last - first) / 1000).max(1) as u64;
+        t.stats.other_packets = 900 * secs;
+        t.stats.local_packets = 300 * secs;
+        t.stats.other_bytes = 1_300_000 * secs;
+        t.stats.local_bytes = 20_000 * secs;
+        t.stats.total_packets = 1200 * secs;
+        t.stats.total_bytes = 1_320_000 * secs;
+        t.app = self.platforms[(id % u64::from(PLATFORMS)) as usize].clone();
+        t.qoe = Qoe::default();
+        let (ws, we) = (last - 30_000, last);
+        match id % 10 {
+            0..=1 => t.qoe.video = self.tap.qoe.video.clone().map(|v| VideoQoe {
+                window_start_ms: ws,
+                window_end_ms: we,
+                ..v
+            }),
+            2 => {
+                t.qoe.gaming = self.gaming.clone().map(|q| GamingQoe {
+                    window_start_ms: ws,
+                    window_end_ms: we,
+                    ..q
+                })
+            }
+            3 => {
+                t.qoe.conferencing = self.conferencing.clone().map(|q| ConferencingQoe {
+                    window_start_ms: ws,
+                    window_end_ms: we,
+                    ..q
+                })
+            }
+            _ => {}
+        }
+        t.set_record_id();
+        t
+    }
+
+    fn router(&self, id: u64, piece: u32, start: i64, end: i64) -> FlowRecord {
+        let mut r = self.flow.clone();
+        let (c, s) = Self::endpoints(id);
+        r.src_addr = Some(s.0);
+        r.src_port = Some(s.1);
+        r.dst_addr = Some(c.0);
+        r.dst_port = Some(c.1);
+        r.src_vlan = None;
+        r.dst_vlan = None;
+        r.flow_start_ms = Some(start);
+        r.flow_end_ms = Some(end);
+        let secs = ((end - start) / 1000).max(1) as u64;
+        r.packets_exported = Some(secs * 9 / 10);
+        r.packets = secs * 900;
+        r.octets_exported = Some(secs * 1300);
+        r.octets = secs * 1_300_000;
+        r.export_time_ms = end + 1_000;
+        r.received_time_ms = end + 1_004;
+        r.sequence_number = id as u32;
+        r.set_flow_key();
+        r.set_record_id(piece);
+        r
+    }
+}
+
+enum Ev {
+    Router(FlowRecord),
+    Tap(TapRecord),
+    Tick,
+}
+
+/// The records of `FLOWS` flows numbered from `base`, starting over 100 s from `t0`, in time order.
+fn events(g: &Gen, base: u64, t0: i64) -> Vec<(i64, Ev)> {
+    let mut ev = Vec::with_capacity(FLOWS as usize * 5 + 200);
+    for i in 0..u64::from(FLOWS) {
+        let id = base + i;
+        let s = t0 + (i as i64 * 100_000) / i64::from(FLOWS);
+        ev.push((s + 500, Ev::Tap(g.tap(id, 0, s, s + 400, RecordState::Start))));
+        ev.push((s + 30_000, Ev::Tap(g.tap(id, 1, s, s + 30_000, RecordState::Update))));
+        ev.push((s + 61_000, Ev::Router(g.router(id, 0, s, s + 60_000))));
+        ev.push((s + 80_500, Ev::Tap(g.tap(id, 2, s, s + 80_000, RecordState::End))));
+        ev.push((s + 96_000, Ev::Router(g.router(id, 1, s + 60_000, s + 80_000))));
+    }
+    for sec in 0..200 {
+        ev.push((t0 + sec * 1000, Ev::Tick));
+    }
+    ev.sort_by_key(|e| e.0);
+    ev
+}
+
+fn feed(j: &mut Joiner, ev: Vec<(i64, Ev)>, out: &mut Vec<SuperFlow>) -> usize {
+    let mut n = 0;
+    for (t, e) in ev {
+        match e {
+            Ev::Router(f) => j.router(f, t, out),
+            Ev::Tap(r) => j.tap(&r, t, out),
+            Ev::Tick => j.tick(t, out),
+        }
+        n += out.len();
+        out.clear();
+    }
+    n
+}
+
+fn cfg() -> JoinConfig {
+    JoinConfig {
+        max_entries: 20_000_000,
+        max_pending_routers: 2_000_000,
+        ..JoinConfig::default()
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    if std::env::var_os("JOIN_BENCH_MEMORY_ONLY").is_some() {
+        return;
+    }
+    let g = Gen::new();
+    let records = u64::from(FLOWS) * 5;
+    let mut group = c.benchmark_group("join");
+    group.throughput(Throughput::Elements(records));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(20));
+    group.bench_function("cold", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let ev = events(&g, 0, T0);
+                let mut j = Joiner::new(cfg());
+                let mut out = Vec::with_capacity(64);
+                let t = Instant::now();
+                let n = feed(&mut j, ev, &mut out);
+                j.flush_all(&mut out);
+                total += t.elapsed();
+                assert_eq!(n + out.len(), 2 * FLOWS as usize);
+                black_box(j.metrics());
+            }
+            total
+        })
+    });
+    // 1 M long-lived tap flows of other keys, then batches on top; each batch's keys are flushed
+    // (untimed) after it so the resident state stays at 1 M.
+    let mut j = Joiner::new(JoinConfig {
+        tap_ttl_ms: 86_400_000,
+        ..cfg()
+    });
+    let mut out = Vec::new();
+    fill_taps(&g, &mut j, 1_000_000, 1 << 40, &mut out);
+    let mut batch = 0u64;
+    group.bench_function("warm_1m", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                batch += 1;
+                let base = batch * u64::from(FLOWS);
+                let t0 = T0 + batch as i64 * 200_000;
+                let ev = events(&g, base, t0);
+                let t = Instant::now();
+                let n = feed(&mut j, ev, &mut out);
+                total += t.elapsed();
+                assert_eq!(n, 2 * FLOWS as usize, "all settled by the tap's end report");
+                // Forget the batch's tap flows: their keys hash from ids in [base, base + FLOWS).
+                let keys: std::collections::HashSet<u64> = (base..base + u64::from(FLOWS))
+                    .map(|id| {
+                        let (c, s) = Gen::endpoints(id);
+                        schemas::FlowKey::new(6, c, s, 0).hash64()
+                    })
+                    .collect();
+                j.flush_where(|k| keys.contains(&k), &mut out);
+                out.clear();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+/// Adds `n` tap flows (ids from `base`), one `update` report each, in the join's state.
+fn fill_taps(g: &Gen, j: &mut Joiner, n: u64, base: u64, out: &mut Vec<SuperFlow>) {
+    for i in 0..n {
+        let t = g.tap(base + i, 1, T0 - 30_000, T0, RecordState::Update);
+        j.tap(&t, T0, out);
+    }
+}
+
+fn memory(_: &mut Criterion) {
+    let n: u64 = std::env::var("JOIN_BENCH_PENDING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let g = Gen::new();
+    let mut out = Vec::new();
+    // Tap flows pending (the steady state: summaries waiting for router records).
+    ON.store(true, Relaxed);
+    let before = LIVE.load(Relaxed);
+    let mut j = Joiner::new(cfg());
+    let t = Instant::now();
+    fill_taps(&g, &mut j, n, 0, &mut out);
+    let took = t.elapsed();
+    let live = LIVE.load(Relaxed) - before;
+    let m = j.metrics();
+    println!(
+        "join state, {n} pending tap flows: allocator {:.1} B/flow, state_bytes {:.1} B/flow \
+         (interned platforms {}, {:.1} MiB total; filled at {:.2} M tap records/s)",
+        live as f64 / n as f64,
+        m.state_bytes as f64 / n as f64,
+        m.interned_platforms,
+        live as f64 / (1 << 20) as f64,
+        n as f64 / took.as_secs_f64() / 1e6,
+    );
+    drop(j);
+    // Router records pending (router first, no tap record yet).
+    let k = (n / 10).max(1);
+    let before = LIVE.load(Relaxed);
+    let mut j = Joiner::new(cfg());
+    for i in 0..k {
+        j.router(g.router(i, 0, T0 - 60_000, T0), T0, &mut out);
+    }
+    let live = LIVE.load(Relaxed) - before;
+    let m = j.metrics();
+    println!(
+        "join state, {k} pending router records: allocator {:.1} B/record, state_bytes {:.1} B/record",
+        live as f64 / k as f64,
+        m.state_bytes as f64 / k as f64,
+    );
+    j.flush_all(&mut out);
+    assert_eq!(out.len() as u64, k);
+    drop(j);
+    out.clear();
+    ON.store(false, Relaxed);
+}
+
+criterion_group!(benches, memory, throughput);
+criterion_main!(benches);
