@@ -18,6 +18,8 @@ pub struct OfflineReport {
     pub accounting: TableCounters,
     /// Reports.
     pub pipeline: PipelineCounters,
+    /// Application sessions.
+    pub sessions: crate::qoe::session::SessionCounters,
 }
 
 /// Reads `files` in order through `pipeline`; every output goes to `sink` as it is produced, the
@@ -51,10 +53,12 @@ pub fn run_files(
     }
     report.accounting = pipeline.table().counters.clone();
     report.pipeline = pipeline.counters.clone();
+    report.sessions = pipeline.session_counters().clone();
     Ok(report)
 }
 
-/// Writes one output as a JSON line (`flow_stats` lines only when `with_stats`).
+/// Writes one output as a JSON line (`flow_stats` lines only when `with_stats`; session reports
+/// always, session windows never: `supernetflow qoe` prints those).
 pub fn write_jsonl(w: &mut impl Write, o: &Output, with_stats: bool) -> Result<(), ProbeError> {
     let io = |e: std::io::Error| ProbeError::Io("output".into(), e);
     match o {
@@ -62,7 +66,10 @@ pub fn write_jsonl(w: &mut impl Write, o: &Output, with_stats: bool) -> Result<(
         Output::FlowStats(s) if with_stats => {
             serde_json::to_writer(&mut *w, s.as_ref()).map_err(std::io::Error::from)
         }
-        Output::FlowStats(_) => return Ok(()),
+        Output::FlowStats(_) | Output::Interval(_) => return Ok(()),
+        Output::Session(r) => {
+            serde_json::to_writer(&mut *w, r.as_ref()).map_err(std::io::Error::from)
+        }
     }
     .map_err(io)?;
     w.write_all(b"\n").map_err(io)

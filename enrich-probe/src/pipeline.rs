@@ -3,6 +3,11 @@
 //! the flow's verdict, and report flows when they end, expire, or the input ends, plus
 //! Netify-style `flow_stats` every interval of capture time.
 //!
+//! Classified flows whose QoE is measured keep sending their headers (verdict 2, see
+//! [`crate::qoe`]); the QoE estimators see only what is sent, like the live path. Flows with a
+//! provider join application sessions ([`crate::qoe::session`]), which report at start, every
+//! 30 s, and at the end.
+//!
 //! Capture time only moves forward here: the pipeline's clock is the largest timestamp seen, so a
 //! stitched capture whose timestamps jump back does not expire or report anything early.
 
@@ -12,10 +17,14 @@ use crate::dpi::dns::DnsCache;
 use crate::dpi::FlowDpi;
 use crate::flow::{
     Entry, FlowState, FlowTable, LinkType, Outcome, Parsed, SendConfig, TwinKey,
-    VERDICT_CLASSIFIED, VERDICT_CLASSIFYING,
+    VERDICT_CLASSIFIED, VERDICT_CLASSIFYING, VERDICT_HEADERS,
 };
-use crate::record::{flow_stats, tap_record, FlowStatsEvent};
-use schemas::{DetectionMethod, TapRecord};
+use crate::qoe::session::{
+    window_qoe, Joining, MemberFlows, SessionConfig, SessionEvent, SessionInterval, Sessions,
+};
+use crate::qoe::{wants_headers, FlowKind, FlowQoe, FlowWindow};
+use crate::record::{flow_hash, flow_stats, stats_of, tap_record, FlowStatsEvent};
+use schemas::{AppSession, DetectionMethod, FlowStats, TapRecord};
 use serde::Serialize;
 
 /// Settings of the pipeline.
@@ -37,6 +46,16 @@ pub struct ProbeConfig {
     pub dns_cache: usize,
     /// Packets inspected before an unclassified flow is given up on (verdict 3).
     pub max_inspect: u32,
+    /// RTT samples wanted per TCP/QUIC flow: the flow sends its headers until it has them (or
+    /// `rtt_max_packets` packets); 0 measures only what the first packets give.
+    pub rtt_samples: u64,
+    /// Packets after which a TCP/QUIC flow stops sending headers for RTT.
+    pub rtt_max_packets: u64,
+    /// Application sessions.
+    pub session: SessionConfig,
+    /// Classified flows whose QoE or RTT is measured keep sending headers (verdict 2); `false`
+    /// sends nothing after classification (verdict 3), and QoE comes from the first packets only.
+    pub qoe_headers: bool,
 }
 
 impl Default for ProbeConfig {
@@ -50,6 +69,10 @@ impl Default for ProbeConfig {
             stats_interval_ns: 15_000_000_000,
             dns_cache: 65_536,
             max_inspect: 32,
+            rtt_samples: 256,
+            rtt_max_packets: 4096,
+            session: SessionConfig::default(),
+            qoe_headers: true,
         }
     }
 }
@@ -76,6 +99,12 @@ pub struct FlowUser {
     /// The pipeline's clock when the flow's last packet came: idleness is measured on it, so a
     /// flow whose packets carry old timestamps (a stitched capture) ages from its arrival.
     pub touched_ns: u64,
+    /// QoE estimators.
+    pub qoe: FlowQoe,
+    /// The session the flow joined: handle and id.
+    pub session: Option<(u64, String)>,
+    /// Canonical key hash (set when the flow joins a session).
+    pub flow_hash: u64,
 }
 
 /// One line of output.
@@ -85,6 +114,21 @@ pub enum Output {
     Tap(Box<TapRecord>),
     /// A periodic `flow_stats` line.
     FlowStats(Box<FlowStatsEvent>),
+    /// An application session's report (start, update, end).
+    Session(Box<AppSession>),
+    /// A session's closed QoE window (what `supernetflow qoe` prints).
+    Interval(Box<SessionInterval>),
+}
+
+/// A reported flow's QoE estimators, kept for comparisons with independent decoders.
+#[derive(Debug, Clone)]
+pub struct KeptQoe {
+    /// The flow.
+    pub key: TwinKey,
+    /// Direction of the client.
+    pub client_dir: u8,
+    /// Its estimators as they were when it was reported.
+    pub qoe: FlowQoe,
 }
 
 /// Counters of the pipeline.
@@ -120,6 +164,11 @@ pub struct Pipeline {
     next_stats_ns: u64,
     /// Live path: what user space keeps per kernel flow.
     live: std::collections::HashMap<TwinKey, FlowUser>,
+    /// Application sessions.
+    sessions: Sessions,
+    next_session_tick_ns: u64,
+    /// Reported flows' QoE state, kept when asked ([`Pipeline::keep_flow_qoe`]).
+    kept: Option<Vec<KeptQoe>>,
     /// Counters.
     pub counters: PipelineCounters,
 }
@@ -130,7 +179,8 @@ const SWEEP_EVERY_NS: u64 = 1_000_000_000;
 struct UserCtx<'a> {
     sigs: &'a Signatures,
     dns: &'a mut DnsCache,
-    max_inspect: u32,
+    sessions: &'a mut Sessions,
+    cfg: &'a ProbeConfig,
     clock_ns: u64,
 }
 
@@ -138,7 +188,7 @@ struct UserCtx<'a> {
 /// handshake timing and close detection on every packet; DPI, classification and the new verdict
 /// when the packet was sent to user space (`sent`: the frame and how many of its bytes).
 fn user_step(
-    ctx: UserCtx<'_>,
+    mut ctx: UserCtx<'_>,
     state: &FlowState,
     u: &mut FlowUser,
     p: &Parsed,
@@ -157,42 +207,124 @@ fn user_step(
         u.closing = (f[0] | f[1]) & 0x04 != 0 || (f[0] & f[1]) & 0x01 != 0;
     }
     let (frame, cap) = sent?;
+    let kind = FlowKind {
+        app_type: u.class.app_type,
+        quic: u.dpi.quic,
+    };
+    u.qoe.packet(p, frame, cap, from_client, ts_ns, kind);
+    if let Some((h, _)) = &u.session {
+        let payload = if p.is_tcp {
+            p.payload
+        } else {
+            p.l4_len.saturating_sub(u32::from(p.l4_hdr))
+        };
+        ctx.sessions
+            .packet(*h, ts_ns, u.flow_hash, from_client, p.ip_len, payload);
+    }
+    if state.verdict != VERDICT_HEADERS {
+        classify_step(&mut ctx, state, u, p, (frame, cap), from_client);
+    }
+    let done = u.dpi.has_name() && u.class.provider.is_some()
+        || u.dpi.sni.is_some()
+        || u.dpi.inspected >= ctx.cfg.max_inspect;
+    // A flow joins its session as soon as it has a provider (media flows are classified by
+    // their RTP/Zoom headers before DPI is done with them).
+    if u.session.is_none() && u.class.app_type != schemas::AppType::Unknown {
+        join_session(&mut ctx, state, u, p);
+    }
+    if !done {
+        return Some(VERDICT_CLASSIFYING);
+    }
+    let media = u.dpi.rtp_packets > 0 || u.dpi.zoom_media();
+    let rtt_flow = p.is_tcp || u.dpi.quic;
+    Some(
+        if ctx.cfg.qoe_headers
+            && wants_headers(
+                u.class.app_type,
+                media,
+                rtt_flow,
+                &u.qoe,
+                state.total_packets(),
+                ctx.cfg.rtt_samples,
+                ctx.cfg.rtt_max_packets,
+            )
+        {
+            VERDICT_HEADERS
+        } else {
+            VERDICT_CLASSIFIED
+        },
+    )
+}
+
+/// DPI and classification of one packet sent while the flow is still being classified.
+fn classify_step(
+    ctx: &mut UserCtx<'_>,
+    state: &FlowState,
+    u: &mut FlowUser,
+    p: &Parsed,
+    (frame, cap): (&[u8], usize),
+    from_client: bool,
+) {
     u.dpi.inspect(frame, cap, p, from_client, ctx.dns);
     let named = matches!(
         u.class.method,
         DetectionMethod::Sni | DetectionMethod::HttpHost
     ) || (u.class.method == DetectionMethod::Dns && u.dpi.dns_qname.is_some());
-    if !named {
-        let server = state.client_dir ^ 1;
-        let (addr, port) = p.key.sender(server);
-        let client_port = p.key.sender(server ^ 1).1;
-        if u.dns_name.is_none() {
-            u.dns_name = ctx.dns.get(&addr).map(str::to_string);
-        }
-        let c = classify(
-            ctx.sigs,
-            &u.dpi,
-            Server {
-                protocol: p.key.protocol,
-                addr,
-                port,
-                client_port,
-            },
-            u.dns_name.as_deref(),
-        );
-        if c != u.class && c.app_type != schemas::AppType::Unknown {
-            u.detection_packets = state.total_packets().min(u64::from(u32::MAX)) as u32;
-            u.class = c;
-        }
+    if named {
+        return;
     }
-    let done = u.dpi.has_name() && u.class.provider.is_some()
-        || u.dpi.sni.is_some()
-        || u.dpi.inspected >= ctx.max_inspect;
-    Some(if done {
-        VERDICT_CLASSIFIED
-    } else {
-        VERDICT_CLASSIFYING
-    })
+    let server = state.client_dir ^ 1;
+    let (addr, port) = p.key.sender(server);
+    let client_port = p.key.sender(server ^ 1).1;
+    if u.dns_name.is_none() {
+        u.dns_name = ctx.dns.get(&addr).map(str::to_string);
+    }
+    let c = classify(
+        ctx.sigs,
+        &u.dpi,
+        Server {
+            protocol: p.key.protocol,
+            addr,
+            port,
+            client_port,
+        },
+        u.dns_name.as_deref(),
+    );
+    if c != u.class && c.app_type != schemas::AppType::Unknown {
+        u.detection_packets = state.total_packets().min(u64::from(u32::MAX)) as u32;
+        u.class = c;
+    }
+}
+
+/// A classified flow with a provider joins its client's session of that provider and type.
+fn join_session(ctx: &mut UserCtx<'_>, state: &FlowState, u: &mut FlowUser, p: &Parsed) {
+    let Some(prov) = u.class.provider.and_then(|i| ctx.sigs.providers.get(i)) else {
+        return;
+    };
+    u.flow_hash = flow_hash(&p.key);
+    let j = Joining {
+        client: p.key.sender(state.client_dir).0,
+        provider: &prov.id,
+        app_type: u.class.app_type,
+        app_name: Some(prov.app_name.clone().unwrap_or_else(|| prov.name.clone())),
+        client_os: crate::classify::platform::client_os(&u.dpi),
+        client_agent: crate::classify::platform::client_agent(&u.dpi),
+        flow: p.key,
+        first_ns: state.first_seen_ns(),
+    };
+    u.session = ctx.sessions.join(j, ctx.clock_ns);
+}
+
+/// The flow table as the session layer sees it.
+struct TableView<'a>(&'a mut FlowTable<FlowUser>);
+
+impl MemberFlows for TableView<'_> {
+    fn stats(&self, k: &TwinKey, now_ns: u64) -> Option<FlowStats> {
+        self.0.get(k).map(|e| stats_of("", e, now_ns))
+    }
+    fn take_window(&mut self, k: &TwinKey, now_ns: u64) -> Option<FlowWindow> {
+        self.0.get_mut(k).map(|e| e.user.qoe.take_window(now_ns))
+    }
 }
 
 impl Pipeline {
@@ -201,6 +333,9 @@ impl Pipeline {
         Pipeline {
             table: FlowTable::new(cfg.max_flows, cfg.send),
             dns: DnsCache::new(cfg.dns_cache),
+            sessions: Sessions::new(cfg.session.clone(), &cfg.tap_id),
+            next_session_tick_ns: 0,
+            kept: None,
             cfg,
             sigs,
             clock_ns: 0,
@@ -229,7 +364,7 @@ impl Pipeline {
         self.advance(ts_ns, out);
         let outcome = self.table.account(ts_ns, frame, link);
         for (k, e) in self.table.take_evicted() {
-            self.report(&k, &e, out);
+            self.report(&k, e, out);
         }
         let Outcome::Accounted(a) = outcome else {
             return;
@@ -242,12 +377,48 @@ impl Pipeline {
         let ctx = UserCtx {
             sigs: &self.sigs,
             dns: &mut self.dns,
-            max_inspect: self.cfg.max_inspect,
+            sessions: &mut self.sessions,
+            cfg: &self.cfg,
             clock_ns: self.clock_ns,
         };
         if let Some(v) = user_step(ctx, &e.state, &mut e.user, &p, ts_ns, sent) {
             e.state.verdict = v;
         }
+        if self.sessions.has_pending_start() {
+            self.session_tick(out);
+        }
+    }
+
+    /// Runs the session layer at the pipeline's clock and writes what it produced.
+    fn session_tick(&mut self, out: &mut Vec<Output>) {
+        self.sessions
+            .tick(self.clock_ns, &mut TableView(&mut self.table));
+        self.drain_sessions(out);
+    }
+
+    fn drain_sessions(&mut self, out: &mut Vec<Output>) {
+        for ev in self.sessions.take_events() {
+            out.push(match ev {
+                SessionEvent::Report(r) => Output::Session(r),
+                SessionEvent::Interval(i) => Output::Interval(i),
+            });
+        }
+    }
+
+    /// Keeps every reported flow's QoE estimators (per-stream RTP and per-flow RTT figures) for
+    /// [`Pipeline::take_kept`]: the tests compare them with tshark's.
+    pub fn keep_flow_qoe(&mut self) {
+        self.kept.get_or_insert_with(Vec::new);
+    }
+
+    /// The flows' QoE estimators kept so far.
+    pub fn take_kept(&mut self) -> Vec<KeptQoe> {
+        self.kept.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The session layer's counters.
+    pub fn session_counters(&self) -> &crate::qoe::session::SessionCounters {
+        &self.sessions.counters
     }
 
     /// Live path, for a packet the kernel program sent to user space (it has already counted it):
@@ -261,10 +432,14 @@ impl Pipeline {
         let ctx = UserCtx {
             sigs: &self.sigs,
             dns: &mut self.dns,
-            max_inspect: self.cfg.max_inspect,
+            sessions: &mut self.sessions,
+            cfg: &self.cfg,
             clock_ns: self.clock_ns,
         };
-        user_step(ctx, state, u, &p, ts_ns, Some((frame, frame.len())))
+        let v = user_step(ctx, state, u, &p, ts_ns, Some((frame, frame.len())));
+        // The live loop does not publish sessions yet: keep the layer's queue from growing.
+        self.sessions.take_events().for_each(drop);
+        v
     }
 
     /// Live path: the tap record of a flow the kernel holds (`state` from its flow map), for when
@@ -318,8 +493,14 @@ impl Pipeline {
                 } else {
                     self.counters.expired_idle += 1;
                 }
-                self.report(&k, &e, out);
+                self.report(&k, e, out);
             }
+        }
+        if ts_ns >= self.next_session_tick_ns {
+            let c = self.sessions.config();
+            let every = (c.window_ns.min(c.report_ns) / 10).clamp(1_000_000, SWEEP_EVERY_NS);
+            self.next_session_tick_ns = ts_ns.saturating_add(every);
+            self.session_tick(out);
         }
     }
 
@@ -339,8 +520,24 @@ impl Pipeline {
         self.counters.flow_stats += n;
     }
 
-    fn report(&mut self, k: &TwinKey, e: &Entry<FlowUser>, out: &mut Vec<Output>) {
-        let r = tap_record(&self.cfg.tap_id, &self.sigs, k, e);
+    fn report(&mut self, k: &TwinKey, mut e: Entry<FlowUser>, out: &mut Vec<Output>) {
+        let mut r = tap_record(&self.cfg.tap_id, &self.sigs, k, &e);
+        // The flow's last QoE window: into its record, then into its session.
+        let start = e.user.qoe.window_start_ns.max(e.state.first_seen_ns());
+        let end = e.state.last_seen_ns().max(start);
+        let w = e.user.qoe.take_window(end);
+        if let Some(kept) = &mut self.kept {
+            kept.push(KeptQoe {
+                key: *k,
+                client_dir: e.state.client_dir,
+                qoe: e.user.qoe.clone(),
+            });
+        }
+        r.qoe = window_qoe(r.app.app_type, &w, start, end, None);
+        if let Some((h, _)) = &e.user.session {
+            self.sessions
+                .flow_ended(*h, k, &r.stats, &w, self.clock_ns.max(end));
+        }
         self.counters.tap_records += 1;
         if r.app.provider.is_some() {
             self.counters.classified += 1;
@@ -355,8 +552,10 @@ impl Pipeline {
         all.sort_by_key(|(k, e)| (e.state.first_seen_ns(), *k));
         for (k, e) in all {
             self.counters.flushed += 1;
-            self.report(&k, &e, out);
+            self.report(&k, e, out);
         }
+        self.sessions.finish(&mut TableView(&mut self.table));
+        self.drain_sessions(out);
         self.counters.dns_evicted = self.dns.evicted;
     }
 }

@@ -26,8 +26,9 @@ pub struct FlowStatsEvent {
     pub flow: FlowStats,
 }
 
-fn key_of(k: &TwinKey, e: &Entry<FlowUser>) -> TapKey {
-    let c = e.state.client_dir;
+/// The tap's key of a flow whose client sends in direction `client_dir`.
+pub fn tap_key(k: &TwinKey, client_dir: u8) -> TapKey {
+    let c = client_dir;
     let (ca, cp) = k.sender(c);
     let (sa, sp) = k.sender(c ^ 1);
     let mut key = TapKey {
@@ -43,13 +44,24 @@ fn key_of(k: &TwinKey, e: &Entry<FlowUser>) -> TapKey {
     key
 }
 
+/// The canonical key hash of a flow (what `flow_key` prints in hex).
+pub fn flow_hash(k: &TwinKey) -> u64 {
+    tap_key(k, 0).canonical().hash64()
+}
+
+fn key_of(k: &TwinKey, e: &Entry<FlowUser>) -> TapKey {
+    tap_key(k, e.state.client_dir)
+}
+
 fn ms(ns: u64) -> i64 {
     (ns / 1_000_000) as i64
 }
 
 /// The Network QoS block of a flow; rates are over the time since `stats_mark` (the last
-/// `flow_stats`), or the flow's life before the first.
-fn stats_of(flow_key: &str, e: &Entry<FlowUser>, now_ns: u64) -> FlowStats {
+/// `flow_stats`), or the flow's life before the first. RTT from the QoE estimators (TCP data/ACK
+/// timing, QUIC spin bit), else the handshake; jitter and loss from the flow's RTP streams when it
+/// carries media, else loss from TCP retransmissions.
+pub fn stats_of(flow_key: &str, e: &Entry<FlowUser>, now_ns: u64) -> FlowStats {
     let s = &e.state;
     let c = usize::from(s.client_dir & 1);
     let o = c ^ 1;
@@ -70,7 +82,19 @@ fn stats_of(flow_key: &str, e: &Entry<FlowUser>, now_ns: u64) -> FlowStats {
     let packets = s.packets[0] + s.packets[1];
     let retrans = s.retrans[0].saturating_add(s.retrans[1]);
     let is_tcp = s.tcp_flags[0] | s.tcp_flags[1] != 0 || e.user.syn_ns.is_some();
-    let rtt = e.user.rtt_ns.map(|n| n as f32 / 1e6);
+    let hs = e.user.rtt_ns.map(|n| n as f32 / 1e6);
+    let (rtt_min, rtt_avg, rtt_max) = match e.user.qoe.rtt().and_then(|r| r.min_avg_max_ms()) {
+        Some((a, b, c)) => (Some(a), Some(b), Some(c)),
+        None => (hs, hs, hs),
+    };
+    let media = e.user.qoe.media(
+        e.user.dpi.rtp_packets > 0 || e.user.dpi.zoom_media(),
+        e.user.class.app_type,
+    );
+    let loss = match media.and_then(|m| m.loss_ratio()) {
+        Some(l) => Some(l),
+        None => (is_tcp && packets > 0).then(|| retrans as f32 / packets as f32),
+    };
     FlowStats {
         digest: flow_key.to_string(),
         local_bytes: s.bytes[c],
@@ -85,11 +109,11 @@ fn stats_of(flow_key: &str, e: &Entry<FlowUser>, now_ns: u64) -> FlowStats {
         tcp_retrans: retrans,
         tcp_seq_errors: s.seq_errors[0].saturating_add(s.seq_errors[1]),
         detection_packets: e.user.detection_packets,
-        rtt_avg_ms: rtt,
-        rtt_min_ms: rtt,
-        rtt_max_ms: rtt,
-        jitter_ms: None,
-        loss_ratio: (is_tcp && packets > 0).then(|| retrans as f32 / packets as f32),
+        rtt_avg_ms: rtt_avg,
+        rtt_min_ms: rtt_min,
+        rtt_max_ms: rtt_max,
+        jitter_ms: media.and_then(|m| m.jitter_ms()),
+        loss_ratio: loss,
     }
 }
 
@@ -139,6 +163,7 @@ pub fn tap_record(tap_id: &str, sigs: &Signatures, k: &TwinKey, e: &Entry<FlowUs
         app,
         stats: stats_of(&key.flow_key, e, last),
         qoe: Qoe::default(),
+        session_id: u.session.as_ref().map(|(_, id)| id.clone()),
         key,
     };
     r.set_record_id();

@@ -94,26 +94,45 @@ pub struct VideoQoe {
     pub buffer_state: BufferState,
 }
 
-/// Gaming QoE over one window.
+/// Gaming QoE over one window, from packet timing (game protocols are mostly encrypted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GamingQoe {
     /// Start of the measurement window, UTC ms.
     pub window_start_ms: i64,
     /// End of the measurement window, UTC ms.
     pub window_end_ms: i64,
-    /// Average latency to the game server (round-trip), ms.
+    /// Average latency to the game server (round trip), ms. UDP: time from a client packet to the
+    /// server's next packet (the round trip from the tap plus up to one server tick: an upper bound,
+    /// within one tick interval); TCP: data/ACK round trips; QUIC: spin bit.
     pub latency_avg_ms: Option<f32>,
-    /// Smallest latency in the window, ms.
+    /// Smallest latency sample in the window, ms (closest to the network round trip).
     pub latency_min_ms: Option<f32>,
-    /// Largest latency in the window, ms.
+    /// Largest latency sample in the window, ms.
     pub latency_max_ms: Option<f32>,
-    /// Lag spikes: latency excursions above the tap's spike threshold (default: twice the window's
-    /// median and at least 50 ms above it).
+    /// Lag spikes: server → client gaps above twice the window's median gap and at least 50 ms
+    /// above it (the game world freezes for the player). Exact count on what the tap saw.
     pub lag_spikes: u32,
-    /// Jitter of the game traffic, ms.
+    /// Jitter of the server's updates: mean absolute deviation of the server → client gaps from
+    /// their median, ms.
     pub jitter_ms: Option<f32>,
-    /// Packet loss ratio, 0 to 1.
+    /// Packet loss ratio, 0 to 1, where the game traffic carries sequence numbers the tap reads
+    /// (RTP); `null` otherwise.
     pub loss_ratio: Option<f32>,
+    /// Server tick rate: 1 / median server → client gap, Hz (exact for one update per tick).
+    pub tick_rate_hz: Option<f32>,
+    /// Tick regularity: share of server → client gaps within ±50 % of the median gap, 0 to 1.
+    pub tick_regularity: Option<f32>,
+    /// Choppy window (a lag spike, or tick regularity under 0.8); `false` is smooth; `null`
+    /// without server traffic.
+    pub choppy: Option<bool>,
+    /// Server → client bitrate over the window, kbit/s (IP bytes; exact on what the tap saw).
+    pub bitrate_kbps: Option<u32>,
+    /// Cloud gaming (server → client over 3 Mbit/s): video frames per second, from RTP frames when
+    /// the stream is RTP (marker bit / timestamps); `null` otherwise.
+    pub frame_rate: Option<f32>,
+    /// Cloud gaming: video height estimated from the bitrate (720p from about 8 Mbit/s, 1080p 15,
+    /// 1440p 25, 2160p 40, else 540): a class, not a measurement; `null` for non-cloud games.
+    pub height_px: Option<u16>,
 }
 
 /// Conferencing and voice QoE over one window.
@@ -123,18 +142,32 @@ pub struct ConferencingQoe {
     pub window_start_ms: i64,
     /// End of the measurement window, UTC ms.
     pub window_end_ms: i64,
-    /// Media jitter (RFC 3550 inter-arrival jitter), ms.
+    /// Media jitter: mean over the window's RTP packets of the RFC 3550 §6.4.1 interarrival
+    /// jitter of their stream, ms, in the payload type's clock (static types: RFC 3551; dynamic
+    /// types: estimated from the stream's timestamp rate). Per stream it agrees with Wireshark's
+    /// RTP stream analysis within 5 % where Wireshark knows the clock.
     pub jitter_ms: Option<f32>,
-    /// Media packet loss ratio, 0 to 1 (RTP sequence gaps or RTCP reports).
+    /// Media packet loss ratio, 0 to 1: (expected − received) / expected over the window's RTP
+    /// streams, expected from the extended sequence numbers (RFC 3550 §6.4.1); exact on the packets
+    /// the tap saw (equal to Wireshark's "Lost" per stream); duplicates are not loss.
     pub loss_ratio: Option<f32>,
-    /// Received video frame rate, frames per second; `null` for audio-only sessions.
+    /// Received video frame rate, frames per second: frames end at the RTP marker bit, or at a new
+    /// timestamp on streams without markers; `null` for audio-only sessions.
     pub frame_rate: Option<f32>,
-    /// Stutter events: frame-rate drops or frame gaps the viewer would notice.
+    /// Stutter events: video frame gaps over twice the stream's usual frame interval and over
+    /// 100 ms.
     pub stutter_events: u32,
-    /// Dropouts: media gaps of a second or more (audio or video).
+    /// Dropouts: media silences of a second or more on a stream (audio or video).
     pub dropouts: u32,
     /// Estimated mean opinion score, 1 (bad) to 5 (excellent) (ITU-T G.107 E-model), where computed.
     pub mos: Option<f32>,
+    /// Media types of the window's streams: `audio`, `video`, `screen_share` (Zoom's media
+    /// header says which; otherwise a 90 kHz RTP clock is video and anything else audio).
+    #[serde(default)]
+    pub media: Vec<String>,
+    /// RTP streams (direction and SSRC) active in the window.
+    #[serde(default)]
+    pub streams: u32,
 }
 
 /// One point of an application session's QoE time series.

@@ -175,6 +175,12 @@ pub fn tap_record() -> TapRecord {
             gaming: None,
             conferencing: None,
         },
+        session_id: Some(crate::AppSession::session_id_for(
+            key.client_addr,
+            "netflix",
+            AppType::VideoStreaming,
+            T0 + 120,
+        )),
         key,
     };
     t.set_record_id();
@@ -267,6 +273,13 @@ pub fn super_flow() -> SuperFlow {
                 lag_spikes: 2,
                 jitter_ms: Some(4.2),
                 loss_ratio: Some(0.002),
+                tick_rate_hz: Some(60.0),
+                tick_regularity: Some(0.97),
+                choppy: Some(false),
+                // As a cloud-gaming stream would report them (a native game's are null).
+                bitrate_kbps: Some(18_500),
+                frame_rate: Some(59.8),
+                height_px: Some(1080),
             }),
             conferencing: None,
         }),
@@ -298,6 +311,8 @@ fn zoom_sample(ts_ms: i64, flow_key: &str, jitter: f32, stutter: u32) -> QoeSamp
                 stutter_events: stutter,
                 dropouts: 0,
                 mos: Some(4.1),
+                media: vec!["audio".into(), "video".into()],
+                streams: 4,
             }),
         },
     }

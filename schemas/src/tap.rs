@@ -40,6 +40,10 @@ pub struct TapRecord {
     pub stats: FlowStats,
     /// Application QoE measured over the last window, per application type.
     pub qoe: Qoe,
+    /// The application session the flow belongs to ([`crate::AppSession::session_id`]); `null`
+    /// when the flow joined none (not attributed to a provider).
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 impl TapRecord {

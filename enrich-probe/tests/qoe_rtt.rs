@@ -1,0 +1,192 @@
+//! TCP RTT against tshark's `tcp.analysis.ack_rtt` on the TLS and HTTP captures: per flow, the
+//! median of the tap's data/ACK samples must be within 5 % of the median of tshark's.
+//!
+//! Both use the same rule (an ACK that acknowledges exactly the end of a segment seen before,
+//! measured from that segment), so they differ only where the tap did not see a packet: the tap
+//! is fed what the kernel program would send (first packets whole, then headers while the RTT is
+//! measured, up to `rtt_samples` samples per flow).
+
+mod common;
+
+use enrich_probe::classify::signatures::Signatures;
+use enrich_probe::offline::run_files;
+use enrich_probe::{Pipeline, ProbeConfig};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+
+const CAPTURES: &[&str] = &[
+    "ndpi/tls/443-firefox.pcap",
+    "ndpi/tls/long_tls_certificate.pcap",
+    "ndpi/tls/tls_2_reasms.pcapng",
+    "ndpi/tls/tls_alert.pcap",
+    "ndpi/tls/tls_esni_sni_both.pcap",
+    "ndpi/tls/tls_port_80.pcapng",
+    "ndpi/tls/tls_1.3_unidirectional_client.pcapng",
+    "ndpi/dns/dns_doh.pcap",
+    "ndpi/dns/dns_dot.pcap",
+    "ndpi/video_streaming/quickplay.pcap",
+    "ndpi/video_streaming/1kxun.pcap",
+    "ndpi/video_streaming/instagram.pcap",
+    "ndpi/conferencing_voip/signal.pcap",
+    "ndpi/conferencing_voip/facebook.pcap",
+];
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// tshark's ack_rtt samples per flow (lower endpoint first), ms.
+fn tshark_rtt(file: &Path) -> Option<HashMap<(SocketAddr, SocketAddr), Vec<f64>>> {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args([
+            "-Y",
+            "tcp.analysis.ack_rtt",
+            "-T",
+            "fields",
+            "-E",
+            "separator=,",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "tcp.analysis.ack_rtt",
+        ])
+        .output()
+        .ok()?;
+    let mut m: HashMap<_, Vec<f64>> = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let src = if f[0].is_empty() { f[1] } else { f[0] };
+        let dst = if f[3].is_empty() { f[4] } else { f[3] };
+        let (Ok(s), Ok(sp), Ok(d), Ok(dp), Ok(rtt)) = (
+            src.parse::<IpAddr>(),
+            f[2].parse::<u16>(),
+            dst.parse::<IpAddr>(),
+            f[5].parse::<u16>(),
+            f[6].parse::<f64>(),
+        ) else {
+            continue;
+        };
+        let (a, b) = (SocketAddr::new(s, sp), SocketAddr::new(d, dp));
+        let k = if a <= b { (a, b) } else { (b, a) };
+        m.entry(k).or_default().push(rtt * 1000.0);
+    }
+    Some(m)
+}
+
+/// The tap's median per flow, ms, and its sample count.
+fn tap_rtt(file: &Path) -> HashMap<(SocketAddr, SocketAddr), (f64, u64)> {
+    let mut p = Pipeline::new(
+        ProbeConfig::default(),
+        Signatures::builtin().expect("signatures"),
+    );
+    p.keep_flow_qoe();
+    run_files(&mut p, &[file.to_path_buf()], |_| Ok(())).expect("capture reads");
+    let mut m = HashMap::new();
+    for k in p.take_kept() {
+        let Some(t) = &k.qoe.tcp else {
+            continue;
+        };
+        let Some(med) = t.samples.median_ms() else {
+            continue;
+        };
+        let (a, ap) = k.key.sender(0);
+        let (b, bp) = k.key.sender(1);
+        let (a, b) = (SocketAddr::new(a, ap), SocketAddr::new(b, bp));
+        let key = if a <= b { (a, b) } else { (b, a) };
+        m.insert(key, (med, t.samples.count));
+    }
+    m
+}
+
+#[test]
+fn tcp_rtt_median_agrees_with_tshark() {
+    let Some(td) = common::testdata("qoe_rtt") else {
+        return;
+    };
+    if Command::new("tshark").arg("-v").output().is_err() {
+        eprintln!("SKIPPED qoe_rtt: tshark not installed");
+        return;
+    }
+    let (mut flows, mut ok) = (0, 0);
+    let mut failures = Vec::new();
+    println!(
+        "{:<30} {:>47} {:>9} {:>9} {:>11} {:>11} {:>7}",
+        "capture", "flow", "n tshark", "n tap", "med tshark", "med tap", "diff %"
+    );
+    for c in CAPTURES {
+        let f = td.join("apps").join(c);
+        let name = Path::new(c)
+            .file_name()
+            .map_or("", |n| n.to_str().unwrap_or(""));
+        let Some(ts) = tshark_rtt(&f) else {
+            failures.push(format!("{c}: tshark failed"));
+            continue;
+        };
+        let tap = tap_rtt(&f);
+        let mut keys: Vec<_> = ts.keys().copied().collect();
+        keys.sort();
+        for k in keys {
+            let mut v = ts[&k].clone();
+            let n = v.len();
+            let Some(tm) = median(&mut v) else {
+                continue;
+            };
+            flows += 1;
+            let flow = format!("{} ↔ {}", k.0, k.1);
+            match tap.get(&k) {
+                Some(&(mm, mn)) => {
+                    let diff = if tm > 0.0 {
+                        (mm - tm) / tm * 100.0
+                    } else {
+                        0.0
+                    };
+                    let good = (mm - tm).abs() <= 0.05 * tm.max(1e-3);
+                    if good {
+                        ok += 1;
+                    } else {
+                        failures.push(format!("{c}: {flow} median {tm:.3} vs {mm:.3}"));
+                    }
+                    println!(
+                        "{name:<30} {flow:>47} {n:>9} {mn:>9} {tm:>11.3} {mm:>11.3} {diff:>7.2}"
+                    );
+                }
+                None => {
+                    failures.push(format!("{c}: {flow} no tap samples"));
+                    println!(
+                        "{name:<30} {flow:>47} {n:>9} {:>9} {tm:>11.3} {:>11}",
+                        0, "-"
+                    );
+                }
+            }
+        }
+    }
+    println!("\nflows compared {flows}, median within 5 % {ok}");
+    for f in &failures {
+        println!("MISMATCH {f}");
+    }
+    assert!(flows > 0);
+    assert!(failures.is_empty(), "{} mismatches", failures.len());
+}
