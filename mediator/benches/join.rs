@@ -143,11 +143,13 @@ impl Gen {
         t.qoe = Qoe::default();
         let (ws, we) = (last - 30_000, last);
         match id % 10 {
-            0..=1 => t.qoe.video = self.tap.qoe.video.clone().map(|v| VideoQoe {
-                window_start_ms: ws,
-                window_end_ms: we,
-                ..v
-            }),
+            0..=1 => {
+                t.qoe.video = self.tap.qoe.video.clone().map(|v| VideoQoe {
+                    window_start_ms: ws,
+                    window_end_ms: we,
+                    ..v
+                })
+            }
             2 => {
                 t.qoe.gaming = self.gaming.clone().map(|q| GamingQoe {
                     window_start_ms: ws,
@@ -205,11 +207,23 @@ fn events(g: &Gen, base: u64, t0: i64) -> Vec<(i64, Ev)> {
     for i in 0..u64::from(FLOWS) {
         let id = base + i;
         let s = t0 + (i as i64 * 100_000) / i64::from(FLOWS);
-        ev.push((s + 500, Ev::Tap(g.tap(id, 0, s, s + 400, RecordState::Start))));
-        ev.push((s + 30_000, Ev::Tap(g.tap(id, 1, s, s + 30_000, RecordState::Update))));
+        ev.push((
+            s + 500,
+            Ev::Tap(g.tap(id, 0, s, s + 400, RecordState::Start)),
+        ));
+        ev.push((
+            s + 30_000,
+            Ev::Tap(g.tap(id, 1, s, s + 30_000, RecordState::Update)),
+        ));
         ev.push((s + 61_000, Ev::Router(g.router(id, 0, s, s + 60_000))));
-        ev.push((s + 80_500, Ev::Tap(g.tap(id, 2, s, s + 80_000, RecordState::End))));
-        ev.push((s + 96_000, Ev::Router(g.router(id, 1, s + 60_000, s + 80_000))));
+        ev.push((
+            s + 80_500,
+            Ev::Tap(g.tap(id, 2, s, s + 80_000, RecordState::End)),
+        ));
+        ev.push((
+            s + 96_000,
+            Ev::Router(g.router(id, 1, s + 60_000, s + 80_000)),
+        ));
     }
     for sec in 0..200 {
         ev.push((t0 + sec * 1000, Ev::Tick));

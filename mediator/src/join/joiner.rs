@@ -324,7 +324,10 @@ impl Joiner {
     }
 
     fn now_s(&self) -> u32 {
-        let d = self.now.saturating_sub(self.epoch.unwrap_or(self.now)).max(0);
+        let d = self
+            .now
+            .saturating_sub(self.epoch.unwrap_or(self.now))
+            .max(0);
         u32::try_from(d / 1000).unwrap_or(u32::MAX)
     }
 
@@ -442,7 +445,11 @@ impl Joiner {
         let digest = match t.map_or(0, |t| t.flags) {
             fl if fl & tf::DIGEST_IS_KEY != 0 => schemas::ext::hex64(tap_key),
             fl if fl & tf::DIGEST_EMPTY != 0 => String::new(),
-            _ => self.digests.get(&key).map(|d| d.to_string()).unwrap_or_default(),
+            _ => self
+                .digests
+                .get(&key)
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
         };
         let tap_id = t
             .and_then(|t| self.tap_ids.get(usize::from(t.tap_id)))
@@ -675,9 +682,10 @@ impl Joiner {
 
     /// Merges a tap report into entry `i`'s summary.
     fn merge(&mut self, i: u32, t: &TapRecord, tk: u64) {
-        let expires_s = self.clock_s(self.now.saturating_add(
-            i64::try_from(self.cfg.tap_ttl_ms).unwrap_or(i64::MAX),
-        ));
+        let expires_s = self.clock_s(
+            self.now
+                .saturating_add(i64::try_from(self.cfg.tap_ttl_ms).unwrap_or(i64::MAX)),
+        );
         let tap_id = self.tap_id(&t.tap_id);
         let key = self.table.at(i).key;
         if self.cfg.ignore_scope && tk != key {
@@ -722,8 +730,7 @@ impl Joiner {
                     self.tap_heap += s.qoe.as_ref().map_or(0, |q| q.heap_bytes());
                 }
                 let keep_old = t.app.app_type == AppType::Unknown
-                    && s
-                        .platform
+                    && s.platform
                         .as_ref()
                         .is_some_and(|p| p.app_type != AppType::Unknown);
                 if !keep_old && s.platform.as_deref() != Some(&t.app) {

@@ -9,8 +9,14 @@ use std::net::{IpAddr, Ipv6Addr};
 
 /// A router flow's time span `[start, end]`, ms. Without times the export time stands for both.
 pub(crate) fn router_span(f: &FlowRecord) -> (i64, i64) {
-    let s = f.flow_start_ms.or(f.flow_end_ms).unwrap_or(f.export_time_ms);
-    let e = f.flow_end_ms.or(f.flow_start_ms).unwrap_or(f.export_time_ms);
+    let s = f
+        .flow_start_ms
+        .or(f.flow_end_ms)
+        .unwrap_or(f.export_time_ms);
+    let e = f
+        .flow_end_ms
+        .or(f.flow_start_ms)
+        .unwrap_or(f.export_time_ms);
     (s.min(e), s.max(e))
 }
 
@@ -159,7 +165,8 @@ pub(crate) fn judge(
     } else {
         0.0
     };
-    let ratio = (status == MatchStatus::Matched && tp >= 1.0).then(|| (r.packets as f64 / tp) as f32);
+    let ratio =
+        (status == MatchStatus::Matched && tp >= 1.0).then(|| (r.packets as f64 / tp) as f32);
     let confidence = match key_match {
         KeyMatch::KeyWithoutScope => cov * 0.9,
         _ => cov,

@@ -92,7 +92,10 @@ mod tests {
         assert_eq!(murmur2(b"21"), (-973932308i32) as u32);
         assert_eq!(murmur2(b"foobar"), (-790332482i32) as u32);
         assert_eq!(murmur2(b"a-little-bit-long-string"), (-985981536i32) as u32);
-        assert_eq!(murmur2(b"a-little-bit-longer-string"), (-1486304829i32) as u32);
+        assert_eq!(
+            murmur2(b"a-little-bit-longer-string"),
+            (-1486304829i32) as u32
+        );
         assert_eq!(
             murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
             (-58897971i32) as u32

@@ -99,7 +99,9 @@ impl QoeBlock {
             + match self {
                 Self::Video(v) => s(&v.resolution),
                 Self::Gaming(_) | Self::Conferencing(_) => 0,
-                Self::Many(m) => size_of::<Qoe>() + m.video.as_ref().map_or(0, |v| s(&v.resolution)),
+                Self::Many(m) => {
+                    size_of::<Qoe>() + m.video.as_ref().map_or(0, |v| s(&v.resolution))
+                }
             }
     }
 }

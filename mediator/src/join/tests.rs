@@ -17,7 +17,10 @@ fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
 
 /// Client of flow `n`.
 fn client(n: u32) -> (IpAddr, u16) {
-    (ip(10, 1, (n >> 8) as u8, n as u8), 40_000 + (n % 1000) as u16)
+    (
+        ip(10, 1, (n >> 8) as u8, n as u8),
+        40_000 + (n % 1000) as u16,
+    )
 }
 
 const SERVER: (IpAddr, u16) = (IpAddr::V4(Ipv4Addr::new(203, 0, 113, 80)), 443);
@@ -111,7 +114,10 @@ fn sample_records_join_with_every_block() {
     let r = sf.enrichment.router_tap_ratio.expect("ratio");
     assert!((r - 26_200.0 / 26_214.0).abs() < 1e-4, "{r}");
     let m = j.metrics();
-    assert_eq!((m.emitted_matched, m.pending_routers, m.tap_flows), (1, 0, 1));
+    assert_eq!(
+        (m.emitted_matched, m.pending_routers, m.tap_flows),
+        (1, 0, 1)
+    );
 }
 
 #[test]
@@ -122,7 +128,18 @@ fn router_first_waits_for_the_tap() {
     j.tick(T0 + 22_000, &mut out);
     assert!(out.is_empty());
     assert_eq!(j.metrics().pending_routers, 1);
-    j.tap(&tap(1, 0, 0, 25_000, RecordState::Update, AppType::VideoStreaming), T0 + 26_000, &mut out);
+    j.tap(
+        &tap(
+            1,
+            0,
+            0,
+            25_000,
+            RecordState::Update,
+            AppType::VideoStreaming,
+        ),
+        T0 + 26_000,
+        &mut out,
+    );
     let sf = one(&mut out);
     assert_eq!(sf.enrichment.status, MatchStatus::Matched);
     // 20 000 packets upscaled vs 20 s × 1000/s prorated to the router span (20 of 25 s).
@@ -144,9 +161,16 @@ fn grace_expiry_emits_unmatched() {
     assert_eq!(sf.enrichment.confidence, 0.0);
     assert!(sf.app.is_none() && sf.stats.is_none());
     let m = j.metrics();
-    assert_eq!((m.emitted_unmatched, m.router_grace_expired, m.entries), (1, 1, 0));
+    assert_eq!(
+        (m.emitted_unmatched, m.router_grace_expired, m.entries),
+        (1, 1, 0)
+    );
     // A tap record after the grace: too late for that record, counted.
-    j.tap(&tap(1, 0, 0, 20_000, RecordState::End, AppType::Web), T0 + 60_000, &mut out);
+    j.tap(
+        &tap(1, 0, 0, 20_000, RecordState::End, AppType::Web),
+        T0 + 60_000,
+        &mut out,
+    );
     assert!(out.is_empty());
     assert_eq!(j.metrics().tap_late, 1);
 }
@@ -160,7 +184,11 @@ fn grace_zero_emits_at_once() {
     let mut out = Vec::new();
     j.router(router(1, 0, 0, 20_000, 20, 1), T0, &mut out);
     assert_eq!(one(&mut out).enrichment.status, MatchStatus::Unmatched);
-    j.tap(&tap(2, 0, 0, 10_000, RecordState::Update, AppType::Web), T0, &mut out);
+    j.tap(
+        &tap(2, 0, 0, 10_000, RecordState::Update, AppType::Web),
+        T0,
+        &mut out,
+    );
     j.router(router(2, 0, 0, 20_000, 20, 1), T0, &mut out);
     assert_eq!(one(&mut out).enrichment.status, MatchStatus::Partial);
 }
@@ -170,17 +198,29 @@ fn partial_coverage_after_grace_and_at_tap_end() {
     let mut j = Joiner::new(cfg());
     let mut out = Vec::new();
     // The tap saw the first half only so far: wait, then partial.
-    j.tap(&tap(1, 0, 0, 10_000, RecordState::Update, AppType::Gaming), T0 + 10_000, &mut out);
+    j.tap(
+        &tap(1, 0, 0, 10_000, RecordState::Update, AppType::Gaming),
+        T0 + 10_000,
+        &mut out,
+    );
     j.router(router(1, 0, 0, 20_000, 20, 1), T0 + 21_000, &mut out);
     assert!(out.is_empty());
     j.tick(T0 + 60_000, &mut out);
     let sf = one(&mut out);
     assert_eq!(sf.enrichment.status, MatchStatus::Partial);
     // [0 − 2 s, 10 s + 2 s] over [0, 20 s]: 60 %.
-    assert!((sf.enrichment.confidence - 0.6).abs() < 1e-3, "{:?}", sf.enrichment);
+    assert!(
+        (sf.enrichment.confidence - 0.6).abs() < 1e-3,
+        "{:?}",
+        sf.enrichment
+    );
     assert!(sf.app.is_some() && sf.enrichment.router_tap_ratio.is_none());
     // A tap flow that ended settles the router record at once.
-    j.tap(&tap(2, 0, 0, 10_000, RecordState::End, AppType::Gaming), T0 + 61_000, &mut out);
+    j.tap(
+        &tap(2, 0, 0, 10_000, RecordState::End, AppType::Gaming),
+        T0 + 61_000,
+        &mut out,
+    );
     j.router(router(2, 0, 0, 20_000, 20, 1), T0 + 61_000, &mut out);
     assert_eq!(one(&mut out).enrichment.status, MatchStatus::Partial);
 }
@@ -189,16 +229,28 @@ fn partial_coverage_after_grace_and_at_tap_end() {
 fn unclassified_is_partial() {
     let mut j = Joiner::new(cfg());
     let mut out = Vec::new();
-    j.tap(&tap(1, 0, 0, 30_000, RecordState::End, AppType::Unknown), T0, &mut out);
+    j.tap(
+        &tap(1, 0, 0, 30_000, RecordState::End, AppType::Unknown),
+        T0,
+        &mut out,
+    );
     j.router(router(1, 0, 0, 20_000, 20, 1), T0, &mut out);
     let sf = one(&mut out);
     assert_eq!(sf.enrichment.status, MatchStatus::Partial);
     assert!((sf.enrichment.confidence - 1.0).abs() < 1e-6);
     // A later report classifies: an unclassified but covering tap flow that has not ended waits.
-    j.tap(&tap(2, 0, 0, 30_000, RecordState::Start, AppType::Unknown), T0, &mut out);
+    j.tap(
+        &tap(2, 0, 0, 30_000, RecordState::Start, AppType::Unknown),
+        T0,
+        &mut out,
+    );
     j.router(router(2, 0, 0, 20_000, 20, 1), T0, &mut out);
     assert!(out.is_empty());
-    j.tap(&tap(2, 1, 0, 31_000, RecordState::Update, AppType::Web), T0, &mut out);
+    j.tap(
+        &tap(2, 1, 0, 31_000, RecordState::Update, AppType::Web),
+        T0,
+        &mut out,
+    );
     let sf = one(&mut out);
     assert_eq!(sf.enrichment.status, MatchStatus::Matched);
     assert_eq!(sf.enrichment.matched_tap_records, 2);
@@ -208,15 +260,56 @@ fn unclassified_is_partial() {
 fn split_router_flow_gives_one_super_flow_per_record() {
     let mut j = Joiner::new(cfg());
     let mut out = Vec::new();
-    j.tap(&tap(1, 0, 0, 1_000, RecordState::Start, AppType::VideoStreaming), T0 + 1_000, &mut out);
-    j.tap(&tap(1, 1, 0, 30_000, RecordState::Update, AppType::VideoStreaming), T0 + 30_000, &mut out);
+    j.tap(
+        &tap(1, 0, 0, 1_000, RecordState::Start, AppType::VideoStreaming),
+        T0 + 1_000,
+        &mut out,
+    );
+    j.tap(
+        &tap(
+            1,
+            1,
+            0,
+            30_000,
+            RecordState::Update,
+            AppType::VideoStreaming,
+        ),
+        T0 + 30_000,
+        &mut out,
+    );
     // Active timeout at 60 s: two router records.
     j.router(router(1, 0, 0, 60_000, 60, 1000), T0 + 61_000, &mut out);
     assert!(out.is_empty(), "the tap has covered only 30 s of 60");
-    j.tap(&tap(1, 2, 0, 60_000, RecordState::Update, AppType::VideoStreaming), T0 + 61_500, &mut out);
+    j.tap(
+        &tap(
+            1,
+            2,
+            0,
+            60_000,
+            RecordState::Update,
+            AppType::VideoStreaming,
+        ),
+        T0 + 61_500,
+        &mut out,
+    );
     let a = one(&mut out);
-    j.tap(&tap(1, 3, 0, 90_000, RecordState::Update, AppType::VideoStreaming), T0 + 90_000, &mut out);
-    j.router(router(1, 1, 60_000, 90_000, 30, 1000), T0 + 91_000, &mut out);
+    j.tap(
+        &tap(
+            1,
+            3,
+            0,
+            90_000,
+            RecordState::Update,
+            AppType::VideoStreaming,
+        ),
+        T0 + 90_000,
+        &mut out,
+    );
+    j.router(
+        router(1, 1, 60_000, 90_000, 30, 1000),
+        T0 + 91_000,
+        &mut out,
+    );
     let b = one(&mut out);
     assert_ne!(a.record_id, b.record_id);
     for sf in [&a, &b] {
@@ -231,7 +324,11 @@ fn split_router_flow_gives_one_super_flow_per_record() {
 fn sampling_ratio_shows_a_wrong_sampling_interval() {
     let mut j = Joiner::new(cfg());
     let mut out = Vec::new();
-    j.tap(&tap(1, 0, 0, 20_000, RecordState::End, AppType::Web), T0, &mut out);
+    j.tap(
+        &tap(1, 0, 0, 20_000, RecordState::End, AppType::Web),
+        T0,
+        &mut out,
+    );
     // The exporter samples 1 in 1000 but announced 1 in 100: upscaled ten times too little.
     j.router(router(1, 0, 0, 20_000, 20, 100), T0, &mut out);
     let r = one(&mut out).enrichment.router_tap_ratio.expect("ratio");
@@ -311,7 +408,10 @@ fn nat_mode_matches_on_server_time_and_volume() {
         j.tap(&far, T0, &mut out);
         j.tap(&near, T0, &mut out);
         j.router(r.clone(), T0, &mut out);
-        assert!(out.is_empty(), "NAT candidates are judged when the grace runs out");
+        assert!(
+            out.is_empty(),
+            "NAT candidates are judged when the grace runs out"
+        );
         j.tick(T0 + 30_000, &mut out);
         let sf = one(&mut out);
         if !nat {
@@ -321,7 +421,11 @@ fn nat_mode_matches_on_server_time_and_volume() {
         assert_eq!(sf.enrichment.key_match, KeyMatch::Nat);
         assert_eq!(sf.stats.as_ref().map(|s| s.other_packets), Some(20_000));
         // Scores: near 1.0, far 0.1; confidence 1.0 × 1/1.1.
-        assert!((sf.enrichment.confidence - 1.0 / 1.1).abs() < 1e-3, "{:?}", sf.enrichment);
+        assert!(
+            (sf.enrichment.confidence - 1.0 / 1.1).abs() < 1e-3,
+            "{:?}",
+            sf.enrichment
+        );
         assert_eq!(sf.enrichment.status, MatchStatus::Matched);
         assert_eq!(j.metrics().emitted_nat, 1);
     }
@@ -352,7 +456,15 @@ fn entry_cap_evicts_by_emitting() {
     let sf = one(&mut out);
     assert_eq!(sf.enrichment.status, MatchStatus::Unmatched);
     let m = j.metrics();
-    assert_eq!((m.entries, m.entries_evicted, m.router_evicted, m.pending_routers), (2, 1, 1, 2));
+    assert_eq!(
+        (
+            m.entries,
+            m.entries_evicted,
+            m.router_evicted,
+            m.pending_routers
+        ),
+        (2, 1, 1, 2)
+    );
     // The evicted record's stale deadline does nothing; the others come out once.
     j.tick(T0 + 30_000, &mut out);
     assert_eq!(out.len(), 2);
@@ -387,7 +499,9 @@ fn record_without_key_is_emitted_unmatched() {
     r.flow_key = Some("not hex at all!!".into());
     j.router(r, T0, &mut out);
     assert_eq!(out.len(), 2);
-    assert!(out.iter().all(|s| s.enrichment.status == MatchStatus::Unmatched));
+    assert!(out
+        .iter()
+        .all(|s| s.enrichment.status == MatchStatus::Unmatched));
     assert_eq!(j.metrics().router_no_key, 2);
     let mut t = tap(1, 0, 0, 1_000, RecordState::End, AppType::Web);
     t.key.flow_key = "zz".into();
@@ -399,12 +513,19 @@ fn record_without_key_is_emitted_unmatched() {
 fn tap_summary_expires_after_ttl() {
     let mut j = Joiner::new(cfg());
     let mut out = Vec::new();
-    j.tap(&tap(1, 0, 0, 1_000, RecordState::End, AppType::Web), T0, &mut out);
+    j.tap(
+        &tap(1, 0, 0, 1_000, RecordState::End, AppType::Web),
+        T0,
+        &mut out,
+    );
     j.tick(T0 + 119_000, &mut out);
     assert_eq!(j.metrics().tap_flows, 1);
     j.tick(T0 + 121_000, &mut out);
     let m = j.metrics();
-    assert_eq!((m.tap_flows, m.entries, m.tap_expired, m.tap_never_joined), (0, 0, 1, 1));
+    assert_eq!(
+        (m.tap_flows, m.entries, m.tap_expired, m.tap_never_joined),
+        (0, 0, 1, 1)
+    );
     j.flush_all(&mut out);
     assert!(out.is_empty());
 }
@@ -416,7 +537,11 @@ fn duplicate_and_out_of_order_tap_reports() {
     let t2 = tap(1, 2, 0, 60_000, RecordState::Update, AppType::Web);
     j.tap(&t2, T0, &mut out);
     j.tap(&t2, T0, &mut out);
-    j.tap(&tap(1, 1, 0, 30_000, RecordState::Update, AppType::Web), T0, &mut out);
+    j.tap(
+        &tap(1, 1, 0, 30_000, RecordState::Update, AppType::Web),
+        T0,
+        &mut out,
+    );
     let m = j.metrics();
     assert_eq!((m.tap_duplicates, m.tap_out_of_order), (1, 1));
     j.router(router(1, 0, 0, 50_000, 50, 1), T0, &mut out);
@@ -430,11 +555,19 @@ fn duplicate_and_out_of_order_tap_reports() {
 fn port_reuse_starts_a_new_tap_flow() {
     let mut j = Joiner::new(cfg());
     let mut out = Vec::new();
-    j.tap(&tap(1, 0, 0, 10_000, RecordState::End, AppType::Web), T0, &mut out);
+    j.tap(
+        &tap(1, 0, 0, 10_000, RecordState::End, AppType::Web),
+        T0,
+        &mut out,
+    );
     // A router record of a later flow on the same key waits for its tap flow.
     j.router(router(1, 1, 50_000, 60_000, 10, 1), T0 + 61_000, &mut out);
     assert!(out.is_empty());
-    j.tap(&tap(1, 0, 50_000, 60_000, RecordState::End, AppType::Gaming), T0 + 61_000, &mut out);
+    j.tap(
+        &tap(1, 0, 50_000, 60_000, RecordState::End, AppType::Gaming),
+        T0 + 61_000,
+        &mut out,
+    );
     let sf = one(&mut out);
     assert_eq!(sf.enrichment.status, MatchStatus::Matched);
     assert_eq!(sf.app.map(|a| a.app_type), Some(AppType::Gaming));
@@ -451,7 +584,11 @@ fn flush_by_partition_then_all() {
         let r = router(n, 0, 0, 20_000, 20, 1);
         let k = u64::from_str_radix(r.flow_key.as_deref().unwrap_or(""), 16).unwrap_or(0);
         keys.insert(r.record_id.clone(), k);
-        j.tap(&tap(n, 0, 0, 500, RecordState::Update, AppType::Web), T0, &mut out);
+        j.tap(
+            &tap(n, 0, 0, 500, RecordState::Update, AppType::Web),
+            T0,
+            &mut out,
+        );
         j.router(r, T0, &mut out);
     }
     assert!(out.is_empty());
@@ -481,7 +618,11 @@ fn state_bytes_follow_the_state() {
     let mut out = Vec::new();
     let empty = j.state_bytes();
     for n in 0..1000 {
-        j.tap(&tap(n, 0, 0, 500, RecordState::Update, AppType::Web), T0, &mut out);
+        j.tap(
+            &tap(n, 0, 0, 500, RecordState::Update, AppType::Web),
+            T0,
+            &mut out,
+        );
     }
     let taps = j.state_bytes();
     assert!(taps > empty + 1000 * 100, "{taps}");
