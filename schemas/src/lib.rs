@@ -13,6 +13,8 @@
 //! - [`qoe`]: [`Qoe`], the Application QoE blocks (video, gaming, conferencing).
 //! - [`super_flow`]: `SuperFlow`, a router flow joined with the tap's blocks.
 //! - [`session`]: `AppSession`, one application session across its flows.
+//! - [`ipfix`]: the IPFIX information elements of the records ([`ipfix::PEN`]), an export
+//!   encoder, and the decoding of tap records a collector received.
 //! - [`kind`]: [`RecordKind`] (topic and table names) and the [`Record`] trait.
 //! - [`published`]: the schemas derived from the types — JSON Schema, YAML field guide, Avro,
 //!   Arrow (Parquet) — and the row form that Avro and Arrow writers take. The files checked in under
@@ -24,6 +26,7 @@
 
 pub mod ext;
 pub mod flow;
+pub mod ipfix;
 pub mod key;
 pub mod kind;
 pub mod published;

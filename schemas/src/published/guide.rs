@@ -247,6 +247,13 @@ const README_BODY: &str = r#"
   string columns: `value` (`"42"`) and `value_type` (`"unsigned"`).
 - **Field guide** (`.fields.yaml`): every field and sub-field with its type, nullability, unit,
   Arrow and Avro types, description, enum values and an example.
+- **IPFIX elements** ([ipfix_enterprise_ies.csv](ipfix_enterprise_ies.csv)): the enterprise
+  information elements (PEN 32473, RFC 5612's documentation number until the project has its own)
+  that carry tap records over IPFIX (`supernetflow probe --export`), in the columns of IANA's
+  `ipfix-information-elements.csv` plus the record field each one holds. The flow's endpoints,
+  protocol, VLAN and first/last times travel in the IANA elements 8/27, 12/28, 7, 11, 4, 58, 152
+  and 153; lists are JSON text in a `string` element; an absent value is an element left out of
+  the record's template. See `schemas::ipfix`.
 
 ## Mapping
 

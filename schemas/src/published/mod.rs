@@ -40,7 +40,7 @@ mod avro;
 mod guide;
 mod order;
 mod row;
-mod shape;
+pub(crate) mod shape;
 pub mod units;
 
 use crate::kind::{Record, RecordKind};
@@ -147,7 +147,7 @@ fn shapes() -> &'static Shapes {
     SHAPES.get_or_init(|| RecordKind::ALL.map(|k| shape::read(&json_schema(k))))
 }
 
-fn shape_of(kind: RecordKind) -> &'static shape::StructShape {
+pub(crate) fn shape_of(kind: RecordKind) -> &'static shape::StructShape {
     &shapes()[kind as usize].0
 }
 
@@ -288,6 +288,11 @@ pub fn files() -> Vec<PublishedFile> {
             contents: pretty(&arrow_schema_json(kind)),
         });
     }
+    out.push(PublishedFile {
+        name: "ipfix_enterprise_ies.csv".into(),
+        contents: crate::ipfix::registry::csv(RecordKind::Tap)
+            .unwrap_or_else(|e| format!("error: {e}\n")),
+    });
     out
 }
 

@@ -1,0 +1,447 @@
+//! IPFIX export messages (RFC 7011) from records: templates allocated per set of present fields,
+//! (re)sent when first used and, for UDP, every `template_refresh_ms`.
+
+use super::registry::{registry, Form, IeType, InfoElement, RegistryError};
+use crate::kind::RecordKind;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Settings of an [`Encoder`].
+#[derive(Debug, Clone)]
+pub struct EncoderConfig {
+    /// Observation domain id written in every message header.
+    pub observation_domain: u32,
+    /// Largest message, bytes: 1400 keeps UDP datagrams under a 1500-byte MTU; up to 65535 over
+    /// TCP. A single record larger than this goes alone in a bigger message.
+    pub max_message: usize,
+    /// Resend a template when it was last sent this long ago (export-time ms); 0: send each
+    /// template once (TCP, where the session keeps it). RFC 7011 §8.4 asks UDP exporters to resend.
+    pub template_refresh_ms: i64,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            observation_domain: 0,
+            max_message: 1400,
+            template_refresh_ms: 10_000,
+        }
+    }
+}
+
+/// Why a record could not be encoded (the record is skipped; the others are not).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The record did not serialise to JSON.
+    #[error("record does not serialise: {0}")]
+    Serialise(#[from] serde_json::Error),
+    /// A value does not fit its element.
+    #[error("field {path}: {what}")]
+    Value {
+        /// Field path.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A record is larger than an IPFIX message can be.
+    #[error("record of {0} bytes does not fit an IPFIX message")]
+    TooLarge(usize),
+    /// Every template id is taken.
+    #[error("template ids exhausted ({0} distinct field sets)")]
+    TemplatesExhausted(usize),
+}
+
+/// Longest string value sent; longer ones are cut at a character boundary.
+pub const MAX_STRING: usize = 16_384;
+
+/// Most templates (distinct sets of present fields) an encoder allocates.
+pub const MAX_TEMPLATES: usize = 4096;
+
+/// Counters of an encoder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EncoderCounters {
+    /// Messages built.
+    pub messages: u64,
+    /// Data records encoded.
+    pub records: u64,
+    /// Template records sent (first use and refreshes).
+    pub templates_sent: u64,
+    /// Records skipped because they could not be encoded.
+    pub records_failed: u64,
+    /// String values cut to [`MAX_STRING`].
+    pub strings_truncated: u64,
+}
+
+/// The messages of one [`Encoder::encode`] call.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// The messages, in order.
+    pub messages: Vec<Vec<u8>>,
+    /// Index (into the records given) of the first record of each message: a sender that must
+    /// start over from message `i` (a new TCP session) re-encodes from `first_record[i]`.
+    pub first_record: Vec<usize>,
+    /// Records that could not be encoded.
+    pub errors: Vec<EncodeError>,
+}
+
+/// One element of a template: index into the registry, and whether the IPv6 form is used.
+type Slot = (u16, bool);
+
+#[derive(Debug)]
+struct Template {
+    id: u16,
+    /// The template record, ready to copy into a template set.
+    record: Vec<u8>,
+    /// Export time it was last sent, ms.
+    sent_ms: Option<i64>,
+}
+
+/// Builds IPFIX messages from records of one kind.
+#[derive(Debug)]
+pub struct Encoder {
+    cfg: EncoderConfig,
+    reg: &'static [InfoElement],
+    templates: HashMap<Vec<Slot>, Template>,
+    next_id: u16,
+    /// Data records sent so far (the header's sequence number).
+    seq: u32,
+    /// Counters.
+    pub counters: EncoderCounters,
+}
+
+/// One message under construction.
+#[derive(Default)]
+struct Pending {
+    templates: Vec<u8>,
+    /// Data sets as (template id, records), consecutive records of one template share a set.
+    sets: Vec<(u16, Vec<u8>)>,
+    records: u32,
+}
+
+impl Pending {
+    fn size(&self) -> usize {
+        16 + if self.templates.is_empty() {
+            0
+        } else {
+            4 + self.templates.len()
+        } + self.sets.iter().map(|(_, d)| 4 + d.len()).sum::<usize>()
+    }
+}
+
+impl Encoder {
+    /// An encoder for records of `kind`.
+    pub fn new(kind: RecordKind, cfg: EncoderConfig) -> Result<Self, RegistryError> {
+        Ok(Encoder {
+            cfg,
+            reg: registry(kind)?,
+            templates: HashMap::new(),
+            next_id: 256,
+            seq: 0,
+            counters: EncoderCounters::default(),
+        })
+    }
+
+    /// Forgets which templates were sent: the next messages carry them again (a new TCP session,
+    /// or a collector that restarted).
+    pub fn resend_templates(&mut self) {
+        for t in self.templates.values_mut() {
+            t.sent_ms = None;
+        }
+    }
+
+    /// Encodes `records` into messages with export time `export_ms` (UTC ms). A record that cannot
+    /// be encoded is skipped and counted; its error is returned beside the messages.
+    pub fn encode<R: Serialize>(&mut self, records: &[R], export_ms: i64) -> Encoded {
+        let mut out = Encoded::default();
+        let mut cur = Pending::default();
+        let mut cur_first = 0;
+        let mut in_msg: Vec<u16> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let (slots, data) = match self.record(r) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.counters.records_failed += 1;
+                    out.errors.push(e);
+                    continue;
+                }
+            };
+            let (tid, trec) = match self.template(slots, export_ms) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.counters.records_failed += 1;
+                    out.errors.push(e);
+                    continue;
+                }
+            };
+            let need_template = trec.is_some() && !in_msg.contains(&tid);
+            let template_len = match (&trec, need_template) {
+                (Some(t), true) => t.len(),
+                _ => 0,
+            };
+            let extra = data.len() + template_len + 8;
+            if cur.records > 0 && cur.size() + extra > self.cfg.max_message {
+                out.messages
+                    .push(self.finish(std::mem::take(&mut cur), export_ms));
+                out.first_record.push(cur_first);
+                in_msg.clear();
+            }
+            if cur.size() + extra > usize::from(u16::MAX) {
+                self.counters.records_failed += 1;
+                out.errors.push(EncodeError::TooLarge(data.len()));
+                continue;
+            }
+            if cur.records == 0 {
+                cur_first = i;
+            }
+            if let Some(t) = trec {
+                if !in_msg.contains(&tid) {
+                    cur.templates.extend_from_slice(&t);
+                    in_msg.push(tid);
+                    self.counters.templates_sent += 1;
+                }
+            }
+            match cur.sets.last_mut() {
+                Some((id, d)) if *id == tid => d.extend_from_slice(&data),
+                _ => cur.sets.push((tid, data)),
+            }
+            cur.records += 1;
+        }
+        if cur.records > 0 {
+            out.messages.push(self.finish(cur, export_ms));
+            out.first_record.push(cur_first);
+        }
+        out
+    }
+
+    fn finish(&mut self, p: Pending, export_ms: i64) -> Vec<u8> {
+        let mut m = Vec::with_capacity(p.size());
+        m.extend_from_slice(&10u16.to_be_bytes());
+        m.extend_from_slice(&(p.size() as u16).to_be_bytes());
+        let secs = (export_ms.max(0) / 1000).min(i64::from(u32::MAX)) as u32;
+        m.extend_from_slice(&secs.to_be_bytes());
+        m.extend_from_slice(&self.seq.to_be_bytes());
+        m.extend_from_slice(&self.cfg.observation_domain.to_be_bytes());
+        if !p.templates.is_empty() {
+            m.extend_from_slice(&2u16.to_be_bytes());
+            m.extend_from_slice(&((4 + p.templates.len()) as u16).to_be_bytes());
+            m.extend_from_slice(&p.templates);
+        }
+        for (id, d) in &p.sets {
+            m.extend_from_slice(&id.to_be_bytes());
+            m.extend_from_slice(&((4 + d.len()) as u16).to_be_bytes());
+            m.extend_from_slice(d);
+        }
+        self.seq = self.seq.wrapping_add(p.records);
+        self.counters.messages += 1;
+        self.counters.records += u64::from(p.records);
+        m
+    }
+
+    /// The template of `slots`: its id, and its record when it must be sent now.
+    fn template(
+        &mut self,
+        slots: Vec<Slot>,
+        export_ms: i64,
+    ) -> Result<(u16, Option<Vec<u8>>), EncodeError> {
+        let refresh = self.cfg.template_refresh_ms;
+        if !self.templates.contains_key(&slots) {
+            if self.templates.len() >= MAX_TEMPLATES {
+                return Err(EncodeError::TemplatesExhausted(self.templates.len()));
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let record = template_record(self.reg, id, &slots);
+            self.templates.insert(
+                slots.clone(),
+                Template {
+                    id,
+                    record,
+                    sent_ms: None,
+                },
+            );
+        }
+        let Some(t) = self.templates.get_mut(&slots) else {
+            return Err(EncodeError::TemplatesExhausted(0));
+        };
+        let due = match t.sent_ms {
+            None => true,
+            Some(at) => refresh > 0 && export_ms.saturating_sub(at) >= refresh,
+        };
+        if due {
+            t.sent_ms = Some(export_ms);
+            Ok((t.id, Some(t.record.clone())))
+        } else {
+            Ok((t.id, None))
+        }
+    }
+
+    /// The slots and the encoded data record of one record.
+    fn record<R: Serialize>(&mut self, r: &R) -> Result<(Vec<Slot>, Vec<u8>), EncodeError> {
+        let v = serde_json::to_value(r)?;
+        let mut slots = Vec::with_capacity(self.reg.len());
+        let mut data = Vec::with_capacity(256);
+        for (i, e) in self.reg.iter().enumerate() {
+            let x = lookup(&v, &e.path);
+            let Some(x) = x.filter(|x| !x.is_null()) else {
+                if e.nullable {
+                    continue;
+                }
+                return Err(EncodeError::Value {
+                    path: e.path.clone(),
+                    what: "missing".into(),
+                });
+            };
+            let v6 = write_value(e, x, &mut data, &mut self.counters.strings_truncated)?;
+            slots.push((i as u16, v6));
+        }
+        Ok((slots, data))
+    }
+}
+
+/// The value at a dotted path of a JSON object.
+pub(crate) fn lookup<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+fn template_record(reg: &[InfoElement], id: u16, slots: &[Slot]) -> Vec<u8> {
+    let mut t = Vec::with_capacity(4 + slots.len() * 8);
+    t.extend_from_slice(&id.to_be_bytes());
+    t.extend_from_slice(&(slots.len() as u16).to_be_bytes());
+    for &(i, v6) in slots {
+        let Some(e) = reg.get(usize::from(i)) else {
+            continue;
+        };
+        let (ie, len) = match (e.form, v6) {
+            (Form::Address { v6_id }, true) => (v6_id, 16),
+            _ => (e.id, e.ty.length().unwrap_or(u16::MAX)),
+        };
+        let ie = if e.pen != 0 { ie | 0x8000 } else { ie };
+        t.extend_from_slice(&ie.to_be_bytes());
+        t.extend_from_slice(&len.to_be_bytes());
+        if e.pen != 0 {
+            t.extend_from_slice(&e.pen.to_be_bytes());
+        }
+    }
+    t
+}
+
+fn bad(e: &InfoElement, what: impl Into<String>) -> EncodeError {
+    EncodeError::Value {
+        path: e.path.clone(),
+        what: what.into(),
+    }
+}
+
+/// Appends `x` as element `e`; returns whether the IPv6 form was used.
+fn write_value(
+    e: &InfoElement,
+    x: &Value,
+    out: &mut Vec<u8>,
+    truncated: &mut u64,
+) -> Result<bool, EncodeError> {
+    let uint = |bits: u32| -> Result<u64, EncodeError> {
+        let n = x
+            .as_u64()
+            .ok_or_else(|| bad(e, format!("not an unsigned integer: {x}")))?;
+        if bits < 64 && n >> bits != 0 {
+            return Err(bad(e, format!("{n} does not fit {bits} bits")));
+        }
+        Ok(n)
+    };
+    let int = |bits: u32| -> Result<i64, EncodeError> {
+        let n = x
+            .as_i64()
+            .ok_or_else(|| bad(e, format!("not an integer: {x}")))?;
+        let min = -(1i128 << (bits - 1));
+        let max = (1i128 << (bits - 1)) - 1;
+        if i128::from(n) < min || i128::from(n) > max {
+            return Err(bad(e, format!("{n} does not fit {bits} bits")));
+        }
+        Ok(n)
+    };
+    match e.form {
+        Form::Address { .. } => {
+            let ip: IpAddr = x
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad(e, format!("not an IP address: {x}")))?;
+            return Ok(match ip {
+                IpAddr::V4(a) => {
+                    out.extend_from_slice(&a.octets());
+                    false
+                }
+                IpAddr::V6(a) => {
+                    out.extend_from_slice(&a.octets());
+                    true
+                }
+            });
+        }
+        Form::JsonList => {
+            let text = serde_json::to_string(x)?;
+            write_string(&text, out, truncated);
+            return Ok(false);
+        }
+        Form::Plain => {}
+    }
+    match e.ty {
+        IeType::Unsigned8 => out.push(uint(8)? as u8),
+        IeType::Unsigned16 => out.extend_from_slice(&(uint(16)? as u16).to_be_bytes()),
+        IeType::Unsigned32 => out.extend_from_slice(&(uint(32)? as u32).to_be_bytes()),
+        IeType::Unsigned64 => out.extend_from_slice(&uint(64)?.to_be_bytes()),
+        IeType::Signed8 => out.push(int(8)? as i8 as u8),
+        IeType::Signed16 => out.extend_from_slice(&(int(16)? as i16).to_be_bytes()),
+        IeType::Signed32 => out.extend_from_slice(&(int(32)? as i32).to_be_bytes()),
+        IeType::Signed64 | IeType::DateTimeMilliseconds => {
+            out.extend_from_slice(&int(64)?.to_be_bytes())
+        }
+        IeType::Float32 => {
+            let f = x
+                .as_f64()
+                .ok_or_else(|| bad(e, format!("not a number: {x}")))?;
+            out.extend_from_slice(&(f as f32).to_be_bytes())
+        }
+        IeType::Float64 => {
+            let f = x
+                .as_f64()
+                .ok_or_else(|| bad(e, format!("not a number: {x}")))?;
+            out.extend_from_slice(&f.to_be_bytes())
+        }
+        IeType::Boolean => {
+            let b = x
+                .as_bool()
+                .ok_or_else(|| bad(e, format!("not a boolean: {x}")))?;
+            out.push(if b { 1 } else { 2 })
+        }
+        IeType::String => {
+            let s = x
+                .as_str()
+                .ok_or_else(|| bad(e, format!("not a string: {x}")))?;
+            write_string(s, out, truncated)
+        }
+        IeType::Ipv4Address | IeType::Ipv6Address => {
+            return Err(bad(e, "address element without the address form"))
+        }
+    }
+    Ok(false)
+}
+
+/// A variable-length string (RFC 7011 §7): one length byte below 255, else 255 and two bytes.
+fn write_string(s: &str, out: &mut Vec<u8>, truncated: &mut u64) {
+    let mut end = s.len().min(MAX_STRING);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < s.len() {
+        *truncated += 1;
+    }
+    let b = &s.as_bytes()[..end];
+    if b.len() < 255 {
+        out.push(b.len() as u8);
+    } else {
+        out.push(255);
+        out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(b);
+}
