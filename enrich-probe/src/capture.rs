@@ -32,6 +32,9 @@ pub struct CaptureCounters {
     pub files: u64,
     /// Frames handed on.
     pub frames: u64,
+    /// Bytes of the frames handed on, as they were on the wire (original lengths): the traffic
+    /// a mirror port would have carried.
+    pub wire_bytes: u64,
     /// Frames skipped: link type the tap does not read.
     pub unsupported_link: u64,
     /// Files whose end was cut short or damaged (the frames before it were read).
@@ -152,6 +155,7 @@ fn deliver(
     match link {
         Some(link) => {
             counters.frames += 1;
+            counters.wire_bytes += u64::from(orig_len);
             each(Frame {
                 ts_ns,
                 link,

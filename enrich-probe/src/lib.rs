@@ -13,15 +13,19 @@
 //! - [`pipeline`]: frames in, tap records and `flow_stats` out.
 //! - [`record`]: building `TapRecord` and the `flow_stats` line.
 //! - [`qoe`]: QoE estimators (video, conferencing, gaming, RTT).
+//! - [`live`]: the live tap (`probe --interface`): kernel program attached, verdicts, reports.
 //! - [`offline`]: running capture files through the pipeline into JSON lines.
+//! - [`export`]: tap records to a collector as IPFIX (`probe --export`).
 //! - [`error`]: what can fail outside the per-packet path.
 
 pub mod capture;
 pub mod classify;
 pub mod dpi;
 pub mod error;
+pub mod export;
 pub mod flow;
 pub mod kernel;
+pub mod live;
 pub mod offline;
 pub mod pipeline;
 pub mod qoe;

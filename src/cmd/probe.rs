@@ -1,12 +1,18 @@
 //! `supernetflow probe`: the tap's user side. `--pcap` replays captures through the offline
-//! pipeline (the kernel program's Rust twin, DPI-lite, classification) and prints TapRecords and
-//! Netify-style `flow_stats` as JSON lines; `--interface` is the live path (kernel program).
+//! pipeline (the kernel program's Rust twin, DPI-lite, classification); `--interface` attaches
+//! the kernel program to a mirror port and runs the same user-side steps on what it sends up
+//! ([`enrich_probe::live`]). Both print TapRecords and Netify-style `flow_stats` as JSON lines
+//! and, with `--export`, send the tap records as IPFIX to a collector.
 
 use anyhow::Context;
 use enrich_probe::classify::signatures::Signatures;
 use enrich_probe::flow::SendConfig;
 use enrich_probe::offline::{run_files, write_jsonl};
+use enrich_probe::kernel::{AttachMode, ProbeOptions};
 use enrich_probe::{Pipeline, ProbeConfig};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -16,12 +22,36 @@ pub struct Args {
     /// stream of packets.
     #[arg(long = "pcap", value_name = "FILE", num_args = 1.., required_unless_present = "interface")]
     pcap: Vec<PathBuf>,
-    /// Live capture on this interface through the XDP/TC program.
+    /// Live capture on this interface (a mirror port) through the XDP/TC program. Needs
+    /// CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN. Runs until SIGTERM/SIGINT.
     #[arg(long, value_name = "IF", conflicts_with = "pcap")]
     interface: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "jsonl")]
-    format: Format,
+    /// --interface: how to attach: XDP native falling back to generic (`xdp`), only native,
+    /// only generic, or a TC classifier on ingress.
+    #[arg(long, value_enum, default_value = "xdp")]
+    attach: Attach,
+    /// --interface: let packets go on to the network stack (XDP_PASS) instead of dropping them
+    /// (a mirror port's copies need not reach it).
+    #[arg(long)]
+    pass: bool,
+    /// --interface: seconds between scans of the kernel's flow map for flows to report.
+    #[arg(long, default_value_t = 5)]
+    scan_secs: u64,
+    /// Output on stdout: `jsonl` (TapRecords, flow_stats and session lines), or `none`.
+    /// Default: jsonl, or none with --export.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Send the tap records as IPFIX (enterprise elements, see schemas/published/
+    /// ipfix_enterprise_ies.csv) to a collector, e.g. a running `supernetflow run` on
+    /// 127.0.0.1:4739.
+    #[arg(long, value_name = "HOST:PORT")]
+    export: Option<String>,
+    /// Transport of --export.
+    #[arg(long, value_enum, default_value = "tcp")]
+    export_transport: ExportTransport,
+    /// Observation domain id of --export's messages.
+    #[arg(long, default_value_t = 0)]
+    export_domain: u32,
     /// Signature file replacing the built-in one (same shape as enrich-probe/signatures.toml).
     #[arg(long, value_name = "FILE")]
     signatures: Option<PathBuf>,
@@ -52,18 +82,75 @@ pub struct Args {
     report: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     Jsonl,
+    None,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Attach {
+    Xdp,
+    XdpNative,
+    XdpGeneric,
+    Tc,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportTransport {
+    /// IPFIX over TCP (RFC 7011 §10.4): reliable; templates once per connection.
+    Tcp,
+    /// IPFIX over UDP: templates resent every 10 s; datagrams can be lost.
+    Udp,
+}
+
+/// Tap records sent per IPFIX batch.
+const EXPORT_BATCH: usize = 256;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The run's counters, with the export's when there is one.
+#[derive(serde::Serialize)]
+struct Report {
+    #[serde(flatten)]
+    offline: enrich_probe::offline::OfflineReport,
+    /// The live path's counters (--interface).
+    live: Option<enrich_probe::live::LiveReport>,
+    export: Option<enrich_probe::export::ExportCounters>,
+    /// IPFIX bytes sent per byte of mirrored traffic (the capture's original frame lengths).
+    export_ratio: Option<f64>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(ifname) = &args.interface {
-        anyhow::bail!(
-            "--interface {ifname}: live capture: see enrich_probe::kernel (not built yet)"
-        );
-    }
-    let Format::Jsonl = args.format;
+    let format = args.format.unwrap_or(if args.export.is_some() {
+        Format::None
+    } else {
+        Format::Jsonl
+    });
+    let mut exporter = match &args.export {
+        None => None,
+        Some(to) => {
+            use std::net::ToSocketAddrs;
+            let addr = to
+                .to_socket_addrs()
+                .with_context(|| format!("--export {to}: not HOST:PORT"))?
+                .next()
+                .with_context(|| format!("--export {to}: no address"))?;
+            let transport = match args.export_transport {
+                ExportTransport::Tcp => enrich_probe::export::Transport::Tcp,
+                ExportTransport::Udp => enrich_probe::export::Transport::Udp,
+            };
+            Some(
+                enrich_probe::export::IpfixExporter::new(addr, transport, args.export_domain)
+                    .with_context(|| format!("--export {to}"))?,
+            )
+        }
+    };
     let sigs = match &args.signatures {
         Some(p) => Signatures::load(p)?,
         None => Signatures::builtin()?,
@@ -84,19 +171,113 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let with_stats = !args.no_flow_stats;
-    let report = run_files(&mut pipeline, &args.pcap, |o| {
-        write_jsonl(&mut w, o, with_stats)
-    })
-    .context("probe --pcap")?;
+    let live_mode = args.interface.is_some();
+    let mut pending: Vec<schemas::TapRecord> = Vec::new();
+    let mut export_error: Option<enrich_probe::export::ExportError> = None;
+    let mut write_error: Option<enrich_probe::ProbeError> = None;
+    let mut emit = |o: &enrich_probe::Output| {
+        if let (Some(x), enrich_probe::Output::Tap(t)) = (&mut exporter, o) {
+            pending.push(t.as_ref().clone());
+            if pending.len() >= EXPORT_BATCH && export_error.is_none() {
+                if let Err(e) = x.send(&pending, now_ms()) {
+                    export_error = Some(e);
+                }
+                pending.clear();
+            }
+        }
+        if format == Format::Jsonl && write_error.is_none() {
+            let r = write_jsonl(&mut w, o, with_stats).and_then(|()| {
+                // Live, every line goes out when written.
+                if live_mode {
+                    w.flush()
+                        .map_err(|e| enrich_probe::ProbeError::Io("output".into(), e))?;
+                }
+                Ok(())
+            });
+            if let Err(e) = r {
+                write_error = Some(e);
+            }
+        }
+    };
+    let mut offline = enrich_probe::offline::OfflineReport::default();
+    let mut live = None;
+    match &args.interface {
+        Some(ifname) => {
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, shutdown.clone())
+                    .context("installing signal handlers")?;
+            }
+            let lc = enrich_probe::live::LiveConfig {
+                interface: ifname.clone(),
+                mode: match args.attach {
+                    Attach::Xdp => AttachMode::XdpAuto,
+                    Attach::XdpNative => AttachMode::XdpNative,
+                    Attach::XdpGeneric => AttachMode::XdpGeneric,
+                    Attach::Tc => AttachMode::Tc,
+                },
+                kernel: ProbeOptions {
+                    pass: args.pass,
+                    first_packets: args.first_packets,
+                    snap_len: args.snap_len,
+                    ..ProbeOptions::default()
+                },
+                scan_every: Duration::from_secs(args.scan_secs.max(1)),
+                idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+                close_linger: Duration::from_secs(5),
+            };
+            live = Some(
+                enrich_probe::live::run(&mut pipeline, &lc, &shutdown, &mut emit)
+                    .with_context(|| format!("probe --interface {ifname}"))?,
+            );
+        }
+        None => {
+            offline = run_files(&mut pipeline, &args.pcap, |o| {
+                emit(o);
+                Ok(())
+            })
+            .context("probe --pcap")?;
+        }
+    }
+    drop(emit);
+    if let Some(e) = write_error {
+        return Err(e).context("writing the output");
+    }
     w.flush()?;
+    if let Some(e) = export_error {
+        return Err(e).context("probe --export");
+    }
+    let export = match exporter {
+        None => None,
+        Some(mut x) => {
+            x.send(&pending, now_ms()).context("probe --export")?;
+            let c = x.close();
+            tracing::info!(
+                records = c.encoder.records,
+                messages = c.encoder.messages,
+                bytes = c.bytes_sent,
+                failed = c.encoder.records_failed + c.send_failed,
+                "IPFIX export finished"
+            );
+            Some(c)
+        }
+    };
+    let report = Report {
+        live,
+        export_ratio: export.as_ref().map(|c| {
+            c.bytes_sent as f64 / (offline.capture.wire_bytes.max(1)) as f64
+        }),
+        offline,
+        export,
+    };
     tracing::info!(
-        frames = report.capture.frames,
-        flows = report.accounting.new_flows,
-        records = report.pipeline.tap_records,
-        classified = report.pipeline.classified,
-        not_accounted = report.accounting.na_non_ip
-            + report.accounting.na_malformed
-            + report.accounting.na_fragment,
+        frames = report.offline.capture.frames,
+        flows = report.offline.accounting.new_flows,
+        records = report.offline.pipeline.tap_records,
+        classified = report.offline.pipeline.classified,
+        not_accounted = report.offline.accounting.na_non_ip
+            + report.offline.accounting.na_malformed
+            + report.offline.accounting.na_fragment,
         "Probe finished"
     );
     if let Some(path) = &args.report {
