@@ -5,9 +5,9 @@
 //! same packets and bytes per direction, and — when the ring buffer lost nothing — the same
 //! application type and provider. Needs root (it skips loudly without).
 
+mod procs;
 #[path = "../enrich-probe/tests/xdp_support/mod.rs"]
 mod xdp_support;
-mod procs;
 
 use procs::{bin, wait_until, Proc};
 use serde_json::Value;
@@ -56,12 +56,20 @@ fn live_vs_offline(test: &str, rel: &str, attach: &str) {
     let out = work.path().join("live.jsonl");
     let report = work.path().join("live.json");
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns.name, bin(), "probe", "--interface", &ns.rx])
-        .args(["--attach", attach, "--no-flow-stats", "--report"])
-        .arg(&report)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("out"))
-        .stderr(std::fs::File::create(work.path().join("err")).expect("err"));
+    cmd.args([
+        "netns",
+        "exec",
+        &ns.name,
+        bin(),
+        "probe",
+        "--interface",
+        &ns.rx,
+    ])
+    .args(["--attach", attach, "--no-flow-stats", "--report"])
+    .arg(&report)
+    .stdin(Stdio::null())
+    .stdout(std::fs::File::create(&out).expect("out"))
+    .stderr(std::fs::File::create(work.path().join("err")).expect("err"));
     let mut p = Proc::spawn("probe --interface", &mut cmd);
     let err = || std::fs::read_to_string(work.path().join("err")).unwrap_or_default();
     assert!(
@@ -130,7 +138,10 @@ fn live_probe_reports_what_the_offline_path_reports() {
     }
     for (rel, attach) in [
         ("apps/ndpi/conferencing_voip/zoom2.pcap", "xdp-generic"),
-        ("apps/ndpi/conferencing_voip/whatsapp_login_call.pcap", "xdp"),
+        (
+            "apps/ndpi/conferencing_voip/whatsapp_login_call.pcap",
+            "xdp",
+        ),
         ("apps/ndpi/video_streaming/instagram.pcap", "tc"),
     ] {
         live_vs_offline(T, rel, attach);

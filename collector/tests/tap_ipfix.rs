@@ -64,11 +64,15 @@ fn variants() -> Vec<TapRecord> {
         .qoe_series
         .iter()
         .find_map(|q| q.qoe.conferencing.clone());
-    assert!(conf.qoe.conferencing.is_some(), "the session sample has a conferencing block");
-    conf.qoe.gaming = schemas::sample::super_flow()
-        .qoe
-        .and_then(|q| q.gaming);
-    assert!(conf.qoe.gaming.is_some(), "the super-flow sample has a gaming block");
+    assert!(
+        conf.qoe.conferencing.is_some(),
+        "the session sample has a conferencing block"
+    );
+    conf.qoe.gaming = schemas::sample::super_flow().qoe.and_then(|q| q.gaming);
+    assert!(
+        conf.qoe.gaming.is_some(),
+        "the super-flow sample has a gaming block"
+    );
     conf.set_record_id();
     vec![base, v6, bare, conf]
 }

@@ -7,14 +7,14 @@
 use anyhow::Context;
 use enrich_probe::classify::signatures::Signatures;
 use enrich_probe::flow::SendConfig;
-use enrich_probe::offline::{run_files, write_jsonl};
 use enrich_probe::kernel::{AttachMode, ProbeOptions};
+use enrich_probe::offline::{run_files, write_jsonl};
 use enrich_probe::{Pipeline, ProbeConfig};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
-use std::io::Write;
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -264,9 +264,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let report = Report {
         live,
-        export_ratio: export.as_ref().map(|c| {
-            c.bytes_sent as f64 / (offline.capture.wire_bytes.max(1)) as f64
-        }),
+        export_ratio: export
+            .as_ref()
+            .map(|c| c.bytes_sent as f64 / (offline.capture.wire_bytes.max(1)) as f64),
         offline,
         export,
     };
