@@ -9,6 +9,13 @@
 //! the payload type's clock rate: static payload types, or dynamic ones named by SDP, which these
 //! captures do not carry. Streams of dynamic types are compared on packets and loss only.
 //!
+//! For the dynamic types, a second check: Wireshark's jitter rule (`ui/tap-rtp-analysis.c`:
+//! `J += (|D| − J) / 16` against the previous in-order packet; max and running mean over packets
+//! without the marker bit) is applied to tshark's per-packet decode (arrival time, RTP timestamp,
+//! marker) at the clock rate the tap estimated, and the tap's figures must be within 5 % of it.
+//! That checks the tap's packets, timing and sequence handling on those streams against an
+//! independent decode; the clock estimate itself cannot be checked without signalling.
+//!
 //! The tap is fed what the kernel program would send (first packets whole, then headers of
 //! flows with the "QoE headers" verdict); a stream the tap did not see whole is printed as such
 //! and fails the test.
@@ -109,6 +116,93 @@ fn tshark_streams(file: &Path) -> Option<HashMap<StreamKey, TsharkStream>> {
     Some(m)
 }
 
+/// Per-packet decode by tshark: (arrival s, RTP timestamp, marker) per stream, in capture order.
+fn tshark_packets(file: &Path) -> HashMap<StreamKey, Vec<(f64, u32, bool)>> {
+    let mut m: HashMap<StreamKey, Vec<(f64, u32, bool)>> = HashMap::new();
+    let Ok(out) = Command::new("tshark")
+        .args([
+            "-n",
+            "-o",
+            "rtp.heuristic_rtp:TRUE",
+            "-Y",
+            "rtp",
+            "-T",
+            "fields",
+        ])
+        .args([
+            "-E",
+            "separator=,",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "ip.src",
+            "-e",
+        ])
+        .args([
+            "udp.srcport",
+            "-e",
+            "ip.dst",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "rtp.ssrc",
+        ])
+        .args(["-e", "rtp.timestamp", "-e", "rtp.marker", "-r"])
+        .arg(file)
+        .output()
+    else {
+        return m;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let (Ok(t), Ok(s), Ok(sp), Ok(d), Ok(dp), Ok(ssrc), Ok(ts)) = (
+            f[0].parse::<f64>(),
+            f[1].parse::<IpAddr>(),
+            f[2].parse::<u16>(),
+            f[3].parse::<IpAddr>(),
+            f[4].parse::<u16>(),
+            u32::from_str_radix(f[5].trim_start_matches("0x"), 16),
+            f[6].parse::<u32>(),
+        ) else {
+            continue;
+        };
+        let marker = f[7] == "1" || f[7] == "True";
+        m.entry((s, sp, d, dp, ssrc))
+            .or_default()
+            .push((t, ts, marker));
+    }
+    m
+}
+
+/// Wireshark's jitter rule over one stream's packets at `clock` Hz: (mean, max) in ms.
+fn wireshark_jitter(pkts: &[(f64, u32, bool)], clock: u32) -> (f64, f64) {
+    let (mut seq_ts, mut time, mut last_ext, mut last_ts) = (0i64, 0f64, 0i64, 0u32);
+    let (mut j, mut max, mut mean) = (0f64, 0f64, 0f64);
+    for (n, &(t, ts, marker)) in pkts.iter().enumerate() {
+        let t = t * 1000.0;
+        if n == 0 {
+            (seq_ts, time, last_ext, last_ts) = (i64::from(ts), t, i64::from(ts), ts);
+            continue;
+        }
+        let ext = last_ext + i64::from(ts.wrapping_sub(last_ts) as i32);
+        (last_ext, last_ts) = (ext, ts);
+        let in_time = seq_ts <= ext;
+        let nominal = (ext - seq_ts) as f64 / (f64::from(clock) / 1000.0);
+        j = (15.0 * j + (t - (time + nominal)).abs()) / 16.0;
+        if in_time && !marker {
+            max = max.max(j);
+            mean = (mean * (n as f64 - 1.0) + j) / n as f64;
+        }
+        if in_time {
+            (time, seq_ts) = (t, ext);
+        }
+    }
+    (mean, max)
+}
+
 #[derive(Debug, Clone)]
 struct TapStream {
     received: u64,
@@ -166,6 +260,7 @@ fn rtp_loss_and_jitter_agree_with_tshark() {
         return;
     }
     let (mut compared, mut loss_eq, mut jit_cmp, mut jit_ok) = (0, 0, 0, 0);
+    let (mut dyn_cmp, mut dyn_ok) = (0, 0);
     let mut failures = Vec::new();
     println!(
         "{:<28} {:>15}:{:<5} → {:>15}:{:<5} {:>10} {:>12} {:>11} {:>9} {:>17} {:>17}",
@@ -191,6 +286,7 @@ fn rtp_loss_and_jitter_agree_with_tshark() {
             continue;
         };
         let all = tap_streams(&f);
+        let pkts = tshark_packets(&f);
         // Wireshark's streams are (source, destination, SSRC); Zoom's are not decoded by it.
         let tap: HashMap<StreamKey, TapStream> = all
             .iter()
@@ -227,10 +323,30 @@ fn rtp_loss_and_jitter_agree_with_tshark() {
                         format!("{max:.3}/{:.3}", m.max_jitter),
                     )
                 }
-                None => (
-                    format!("-/{:.3}", m.mean_jitter),
-                    format!("-/{:.3}", m.max_jitter),
-                ),
+                None => match (m.clock, pkts.get(&k)) {
+                    // Dynamic type: Wireshark's rule on tshark's decode at the tap's clock.
+                    (Some(clock), Some(p)) if p.len() >= 8 => {
+                        let (mean, max) = wireshark_jitter(p, clock);
+                        dyn_cmp += 1;
+                        if within(m.mean_jitter, mean, 0.05) && within(m.max_jitter, max, 0.05) {
+                            dyn_ok += 1;
+                        } else {
+                            failures.push(format!(
+                                "{c}: {k:?} jitter (rule on tshark's decode) {mean:.3}/{max:.3} \
+                                 vs {:.3}/{:.3}",
+                                m.mean_jitter, m.max_jitter
+                            ));
+                        }
+                        (
+                            format!("({mean:.3})/{:.3}", m.mean_jitter),
+                            format!("({max:.3})/{:.3}", m.max_jitter),
+                        )
+                    }
+                    _ => (
+                        format!("-/{:.3}", m.mean_jitter),
+                        format!("-/{:.3}", m.max_jitter),
+                    ),
+                },
             };
             if m.lost == t.lost && m.received as i64 == t.packets {
                 loss_eq += 1;
@@ -262,7 +378,8 @@ fn rtp_loss_and_jitter_agree_with_tshark() {
     }
     println!(
         "\nstreams compared {compared}, packets and loss equal {loss_eq}, jitter compared \
-         {jit_cmp} (tshark knows the clock), within 5 % {jit_ok}"
+         {jit_cmp} (tshark knows the clock), within 5 % {jit_ok}; dynamic types, Wireshark's rule \
+         on tshark's decode at the tap's clock (in parentheses): {dyn_cmp}, within 5 % {dyn_ok}"
     );
     for f in &failures {
         println!("MISMATCH {f}");

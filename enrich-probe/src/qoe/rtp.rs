@@ -18,6 +18,9 @@
 /// Streams tracked per flow at most; further SSRCs are counted in `untracked` only.
 pub const MAX_STREAMS: usize = 16;
 
+/// Packets kept per stream while a dynamic payload type's clock is estimated.
+const MAX_PENDING: usize = 64;
+
 /// A media gap of at least this long is a dropout, ns.
 pub const DROPOUT_NS: u64 = 1_000_000_000;
 
@@ -157,6 +160,8 @@ pub struct RtpStream {
     closed_ts: Option<u32>,
     /// Frames seen.
     pub frames: u64,
+    /// (arrival, extended timestamp, regular) of the packets before a dynamic clock is known.
+    pending: Vec<(u64, i64, bool)>,
     win: RtpWindow,
     win_base: i64,
 }
@@ -183,6 +188,9 @@ impl RtpStream {
             ..RtpStream::default()
         };
         s.win.received = 1;
+        if s.clock_rate.is_none() {
+            s.pending.push((now, i64::from(h.ts), !h.marker));
+        }
         s.set_kind();
         s.frame(h, now);
         s
@@ -211,14 +219,14 @@ impl RtpStream {
     }
 
     /// Estimates a dynamic payload type's clock from timestamp ticks per second of arrival.
-    fn guess_clock(&mut self, ext_ts: i64, now: u64) {
+    fn guess_clock(&mut self, ext_ts: i64, now: u64) -> bool {
         if self.clock_rate.is_some() || self.received < 8 {
-            return;
+            return false;
         }
         let secs = now.saturating_sub(self.first_arrival_ns) as f64 / 1e9;
         let ticks = (ext_ts - self.first_ext_ts) as f64;
         if secs < 0.1 || ticks <= 0.0 {
-            return;
+            return false;
         }
         let rate = ticks / secs;
         let best = CLOCKS
@@ -234,7 +242,9 @@ impl RtpStream {
         if (rate / f64::from(best)).ln().abs() < 0.4 {
             self.clock_rate = Some(best);
             self.set_kind();
+            return true;
         }
+        false
     }
 
     fn packet(&mut self, h: &RtpHeader, now: u64) {
@@ -258,28 +268,65 @@ impl RtpStream {
             self.clock_rate = static_clock_rate(h.pt);
             self.set_kind();
         }
-        self.guess_clock(ext_ts, now);
-        let in_time = ext_ts >= self.seq_ts;
-        if let Some(rate) = self.clock_rate {
-            let nominal_ms = (ext_ts - self.seq_ts) as f64 / (f64::from(rate) / 1000.0);
-            let arrival_ms = (now as f64 - self.seq_arrival_ns as f64) / 1e6;
-            let d = (arrival_ms - nominal_ms).abs();
-            self.jitter_ms += (d - self.jitter_ms) / 16.0;
-            self.win.jitter_sum_ms += self.jitter_ms;
-            self.win.jitter_n += 1;
-            // Wireshark's max and "mean" (over regular packets, divided by packets so far).
-            let comfort_noise = h.pt == 13 || h.pt == 19;
-            if in_time && !h.marker && !comfort_noise {
-                self.max_jitter_ms = self.max_jitter_ms.max(self.jitter_ms);
-                let n = (self.received - 1) as f64;
-                self.mean_jitter_ms = (self.mean_jitter_ms * (n - 1.0) + self.jitter_ms) / n;
+        let regular = !h.marker && h.pt != 13 && h.pt != 19;
+        if self.clock_rate.is_some() {
+            self.jitter_step(ext_ts, now, regular, self.received - 1);
+        } else {
+            // Until a dynamic type's clock is known, keep the packets' timing (bounded) and
+            // compute their jitter once it is, as if it had been known from the start.
+            if self.pending.len() < MAX_PENDING {
+                self.pending.push((now, ext_ts, regular));
             }
+            if self.guess_clock(ext_ts, now) {
+                self.replay();
+            }
+        }
+        self.frame(h, now);
+    }
+
+    /// One packet's RFC 3550 jitter update against the previous in-order packet; `n` is the
+    /// number of packets before it (Wireshark divides its running mean by that).
+    fn jitter_step(&mut self, ext_ts: i64, now: u64, regular: bool, n: u64) {
+        let Some(rate) = self.clock_rate else {
+            return;
+        };
+        let in_time = ext_ts >= self.seq_ts;
+        let nominal_ms = (ext_ts - self.seq_ts) as f64 / (f64::from(rate) / 1000.0);
+        let arrival_ms = (now as f64 - self.seq_arrival_ns as f64) / 1e6;
+        let d = (arrival_ms - nominal_ms).abs();
+        self.jitter_ms += (d - self.jitter_ms) / 16.0;
+        self.win.jitter_sum_ms += self.jitter_ms;
+        self.win.jitter_n += 1;
+        // Wireshark's max and "mean" (over regular packets, divided by packets so far).
+        if in_time && regular && n > 0 {
+            self.max_jitter_ms = self.max_jitter_ms.max(self.jitter_ms);
+            let n = n as f64;
+            self.mean_jitter_ms = (self.mean_jitter_ms * (n - 1.0) + self.jitter_ms) / n;
         }
         if in_time {
             self.seq_ts = ext_ts;
             self.seq_arrival_ns = now;
         }
-        self.frame(h, now);
+    }
+
+    /// The clock just became known: the jitter of the packets kept so far, from the first.
+    fn replay(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let Some(&(t0, ts0, _)) = pending.first() else {
+            return;
+        };
+        if pending.len() as u64 != self.received {
+            // Some were not kept: start from the latest packet instead.
+            if let Some(&(t, ts, _)) = pending.last() {
+                (self.seq_arrival_ns, self.seq_ts) = (t, ts);
+            }
+            return;
+        }
+        (self.seq_arrival_ns, self.seq_ts) = (t0, ts0);
+        (self.jitter_ms, self.max_jitter_ms, self.mean_jitter_ms) = (0.0, 0.0, 0.0);
+        for (i, &(t, ts, regular)) in pending.iter().enumerate().skip(1) {
+            self.jitter_step(ts, t, regular, i as u64);
+        }
     }
 
     /// Frames: a video frame ends at the marker bit (RFC 6184 §5.1, RFC 7741 §4.1) or, without
