@@ -29,7 +29,7 @@ pub struct JoinConfig {
     /// beyond it evicts one (least recently used, approximately): its pending router records are
     /// emitted with what is known, its tap summary is forgotten, both counted. Default `4000000`.
     pub max_entries: usize,
-    /// Most router records waiting for the tap side (each holds the whole record, about 0.5 KiB).
+    /// Most router records waiting for the tap side (each holds the whole record, about 0.8 KiB).
     /// Beyond it the oldest waiting record is emitted early, counted. Default `1000000`.
     pub max_pending_routers: usize,
     /// Share of a router flow's time span the tap must cover for `matched`, 0 to 1. Default `0.9`.

@@ -39,7 +39,7 @@ pub struct Joiner {
     /// With `ignore_scope`: the tap's own (scoped) key where it differs from the entry key.
     tap_keys: KeyMap<u64>,
     /// NAT mode: (protocol, server endpoint) hash → (entry slot, generation) of its tap flows.
-    nat: KeyMap<Vec<(u32, u32)>>,
+    nat: KeyMap<Vec<(u32, u16)>>,
     tap_heap: usize,
     tap_flows: usize,
     now: i64,
@@ -285,7 +285,7 @@ impl Joiner {
         let nat: usize = self
             .nat
             .values()
-            .map(|v| v.capacity() * size_of::<(u32, u32)>())
+            .map(|v| v.capacity() * size_of::<(u32, u16)>())
             .sum();
         self.table.bytes()
             + self.routers.capacity() * size_of::<RouterSlot>()
@@ -298,7 +298,7 @@ impl Joiner {
             + map_bytes::<Box<str>>(self.digests.capacity())
             + self.digests_heap
             + map_bytes::<u64>(self.tap_keys.capacity())
-            + map_bytes::<Vec<(u32, u32)>>(self.nat.capacity())
+            + map_bytes::<Vec<(u32, u16)>>(self.nat.capacity())
             + nat
             + self.tap_ids.iter().map(|s| 2 * s.len()).sum::<usize>()
     }

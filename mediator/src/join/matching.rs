@@ -205,5 +205,6 @@ pub(crate) fn build(
         key_match: v.key_match,
         router_tap_ratio: v.ratio,
     };
+    sf.sync_columns();
     sf
 }

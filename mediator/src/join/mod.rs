@@ -94,7 +94,7 @@
 //! - `joiner`: [`Joiner`], the state machine.
 //! - `matching`: coverage, verdicts, building super-flows.
 //! - `state`: the compact state and its byte accounting.
-//! - [`metrics`]: [`JoinMetrics`].
+//! - [`metrics`]: [`JoinMetrics`], the counters and gauges.
 //! - [`partition`]: Kafka partitioners, for revocation.
 //! - [`session`]: router-side QoS of application sessions.
 
