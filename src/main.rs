@@ -31,6 +31,8 @@ enum Command {
     Collect(cmd::collect::Args),
     /// The tap's user side: replay captures (--pcap) into TapRecords and flow_stats JSON lines.
     Probe(cmd::probe::Args),
+    /// Replay captures through the tap and print each application session's QoE per interval.
+    Qoe(cmd::qoe::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Replay(a) => cmd::replay::run(a),
         Command::Collect(a) => cmd::collect::run(a),
         Command::Probe(a) => cmd::probe::run(a),
+        Command::Qoe(a) => cmd::qoe::run(a),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

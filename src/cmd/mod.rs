@@ -1,5 +1,6 @@
 pub mod collect;
 pub mod decode;
 pub mod probe;
+pub mod qoe;
 pub mod replay;
 pub mod run;
