@@ -224,9 +224,12 @@ fn gaming_flow_record() -> FlowRecord {
 pub fn super_flow() -> SuperFlow {
     let flow = gaming_flow_record();
     let digest = flow.flow_key.clone().unwrap_or_default();
-    SuperFlow {
+    let mut sf = SuperFlow {
         schema_version: crate::SCHEMA_VERSION,
         record_id: flow.record_id.clone(),
+        enrichment_status: MatchStatus::Unmatched,
+        app_type: AppType::Unknown,
+        provider: None,
         app: Some(AppPlatform {
             app_type: AppType::Gaming,
             provider: Some("activision".into()),
@@ -292,7 +295,9 @@ pub fn super_flow() -> SuperFlow {
             router_tap_ratio: Some(1.0),
         },
         flow,
-    }
+    };
+    sf.sync_columns();
+    sf
 }
 
 fn zoom_sample(ts_ms: i64, flow_key: &str, jitter: f32, stutter: u32) -> QoeSample {

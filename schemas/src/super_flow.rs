@@ -10,7 +10,7 @@ use crate::flow::FlowRecord;
 use crate::kind::{Record, RecordKind};
 use crate::qoe::Qoe;
 use crate::stats::FlowStats;
-use crate::tap::AppPlatform;
+use crate::tap::{AppPlatform, AppType};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,15 @@ pub struct SuperFlow {
     /// Identifies this record: the embedded flow's `record_id` (one super-flow per router flow
     /// record), so `super_flows` joins `flow_records` on it and duplicates stay detectable.
     pub record_id: String,
+    /// Join outcome: `enrichment.status` repeated as a top-level column, the one queries and
+    /// dashboards filter on (matched / partial / unmatched).
+    pub enrichment_status: MatchStatus,
+    /// Application type from the tap: `app.app_type` repeated as a top-level column; `unknown`
+    /// when unmatched.
+    pub app_type: AppType,
+    /// Service provider from the tap (e.g. `netflix`): `app.provider` repeated as a top-level
+    /// column; `null` when unmatched or not attributed.
+    pub provider: Option<String>,
     /// The router's flow, as the collector normalised it.
     pub flow: FlowRecord,
     /// Application & user platform from the matched tap records; `null` when unmatched.
@@ -44,12 +53,23 @@ impl SuperFlow {
         Self {
             schema_version: crate::SCHEMA_VERSION,
             record_id: flow.record_id.clone(),
+            enrichment_status: MatchStatus::Unmatched,
+            app_type: AppType::Unknown,
+            provider: None,
             flow,
             app: None,
             stats: None,
             qoe: None,
             enrichment: Enrichment::default(),
         }
+    }
+
+    /// Sets the top-level columns (`enrichment_status`, `app_type`, `provider`) from
+    /// `enrichment` and `app`; whoever changes those calls it before emitting.
+    pub fn sync_columns(&mut self) {
+        self.enrichment_status = self.enrichment.status;
+        self.app_type = self.app.as_ref().map_or(AppType::Unknown, |a| a.app_type);
+        self.provider = self.app.as_ref().and_then(|a| a.provider.clone());
     }
 }
 
