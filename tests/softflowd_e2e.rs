@@ -181,61 +181,6 @@ impl Nfcapd {
 }
 
 /// Runs softflowd on one capture, poking it until it exits.
-fn run_softflowd(
-    softflowd: &Path,
-    softflowctl: &Path,
-    work: &Path,
-    pcap: &Path,
-    to: SocketAddr,
-    version: u8,
-    tag: &str,
-) {
-    let ctl = work.join(format!("sfd-{tag}.ctl"));
-    let pid = work.join(format!("sfd-{tag}.pid"));
-    let log = work.join(format!("sfd-{tag}.log"));
-    let mut cmd = Command::new(softflowd);
-    cmd.arg("-r")
-        .arg(pcap)
-        .arg("-n")
-        .arg(to.to_string())
-        .arg("-v")
-        .arg(version.to_string());
-    if version != 5 {
-        cmd.args(["-A", "milli"]);
-    }
-    cmd.arg("-d")
-        .arg("-c")
-        .arg(&ctl)
-        .arg("-p")
-        .arg(&pid)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).expect("log"))
-        .stderr(std::fs::File::create(work.join(format!("sfd-{tag}.err"))).expect("err"));
-    let mut p = Proc::spawn(&format!("softflowd {tag}"), &mut cmd);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while p.running() {
-        assert!(
-            Instant::now() < deadline,
-            "softflowd {tag} did not exit within 120 s of poking"
-        );
-        let _ = Command::new(softflowctl)
-            .arg("-c")
-            .arg(&ctl)
-            .arg("statistics")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let st = p.try_status().expect("exited");
-    assert!(
-        st.success(),
-        "softflowd {tag} exit {st}; stderr:\n{}",
-        std::fs::read_to_string(work.join(format!("sfd-{tag}.err"))).unwrap_or_default()
-    );
-}
-
 /// (src, dst, sport, dport, proto, bytes, packets)
 type Key = (String, String, u16, u16, u8, u64, u64);
 
@@ -439,7 +384,7 @@ fn run_version(version: u8, tools: &[PathBuf], captures: &[PathBuf], work: &Path
     let nf_dir = nf.dir.clone();
     let relay = Relay::start(vec![ours.udp_addr(), nf.addr()]);
     for (i, pcap) in captures.iter().enumerate() {
-        run_softflowd(
+        procs::run_softflowd(
             softflowd,
             softflowctl,
             &work,

@@ -7,6 +7,8 @@
 //! does not depend on `tests/support`).
 #![allow(dead_code)]
 
+pub mod run;
+
 use serde_json::Value;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -677,4 +679,62 @@ pub fn ipfix_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
         i += len;
     }
     out
+}
+
+/// Replays `pcap` through softflowd (`-r`), exporting NetFlow `version` (5, 9 or 10; absolute
+/// millisecond times for 9 and 10) to `to`, and pokes its control socket until it has exported
+/// everything and exited (softflowd 1.1.0 `-r` waits in poll() otherwise: PEER_TOOLS.md).
+pub fn run_softflowd(
+    softflowd: &Path,
+    softflowctl: &Path,
+    work: &Path,
+    pcap: &Path,
+    to: SocketAddr,
+    version: u8,
+    tag: &str,
+) {
+    let ctl = work.join(format!("sfd-{tag}.ctl"));
+    let pid = work.join(format!("sfd-{tag}.pid"));
+    let log = work.join(format!("sfd-{tag}.log"));
+    let mut cmd = Command::new(softflowd);
+    cmd.arg("-r")
+        .arg(pcap)
+        .arg("-n")
+        .arg(to.to_string())
+        .arg("-v")
+        .arg(version.to_string());
+    if version != 5 {
+        cmd.args(["-A", "milli"]);
+    }
+    cmd.arg("-d")
+        .arg("-c")
+        .arg(&ctl)
+        .arg("-p")
+        .arg(&pid)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(std::fs::File::create(work.join(format!("sfd-{tag}.err"))).expect("err"));
+    let mut p = Proc::spawn(&format!("softflowd {tag}"), &mut cmd);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while p.running() {
+        assert!(
+            Instant::now() < deadline,
+            "softflowd {tag} did not exit within 120 s of poking"
+        );
+        let _ = Command::new(softflowctl)
+            .arg("-c")
+            .arg(&ctl)
+            .arg("statistics")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = p.try_status().expect("exited");
+    assert!(
+        st.success(),
+        "softflowd {tag} exit {st}; stderr:\n{}",
+        std::fs::read_to_string(work.join(format!("sfd-{tag}.err"))).unwrap_or_default()
+    );
 }

@@ -1,9 +1,9 @@
 //! Outputs of the mediator ("sinks"). Each sink takes already-serialized records one at a time.
 
 pub mod avro;
-pub mod flows;
 pub mod kafka;
 pub mod parquet;
+pub mod records;
 pub mod spool;
 
 use std::time::Duration;

@@ -607,11 +607,20 @@ impl ParquetSink {
     /// the JSON value form. Same files as [`ParquetSink::write`]. Records with an unsigned value
     /// above `i64::MAX` in a 64-bit column are rejected like [`schemas::published::row`] does.
     pub fn write_flows(&mut self, records: &[FlowRecord]) -> Result<WriteReport, ParquetSinkError> {
+        let refs: Vec<&FlowRecord> = records.iter().collect();
+        self.write_flow_refs(&refs)
+    }
+
+    /// [`ParquetSink::write_flows`] for borrowed records (a batch that mixes record kinds).
+    pub fn write_flow_refs(
+        &mut self,
+        records: &[&FlowRecord],
+    ) -> Result<WriteReport, ParquetSinkError> {
         let now = SystemTime::now();
         let now_ms = ms_since_epoch(now);
         let mut report = WriteReport::default();
         let mut groups: Vec<(i64, Vec<&FlowRecord>)> = Vec::new();
-        for (i, r) in records.iter().enumerate() {
+        for (i, &r) in records.iter().enumerate() {
             if let Err(reason) = flow_arrow::check(r) {
                 report.rejected.push(Rejected {
                     index: i,

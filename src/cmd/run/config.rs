@@ -27,6 +27,8 @@ pub struct RunConfig {
     pub http: HttpConfig,
     /// The outputs.
     pub sinks: SinksConfig,
+    /// The join of router flows with the taps' records.
+    pub join: mediator::join::JoinConfig,
 }
 
 /// Which sinks run, and how they are fed.

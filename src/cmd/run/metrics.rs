@@ -6,6 +6,7 @@
 use collector::status::Status;
 use collector::DecodeStats;
 use mediator::fanout::LaneMetrics;
+use mediator::join::JoinMetrics;
 use mediator::sink::kafka::KafkaMetrics;
 use mediator::sink::parquet::ParquetMetrics;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
@@ -18,7 +19,100 @@ pub struct Sources {
     pub lanes: Vec<(&'static str, Arc<LaneMetrics>)>,
     pub kafka: Option<Arc<KafkaMetrics>>,
     pub parquet: Option<Arc<ParquetMetrics>>,
+    pub stage: Arc<super::mediate::StageMetrics>,
 }
+
+/// A counter or gauge read from the join's metrics: (metric, field, help).
+type JoinValue = (&'static str, fn(&JoinMetrics) -> u64, &'static str);
+
+/// The join's counters.
+const JOIN_COUNTERS: &[JoinValue] = &[
+    (
+        "snf_join_router_records_total",
+        |j| j.router_records,
+        "Router flow records taken by the join.",
+    ),
+    (
+        "snf_join_tap_records_total",
+        |j| j.tap_records,
+        "Tap records taken by the join.",
+    ),
+    (
+        "snf_join_router_no_key_total",
+        |j| j.router_no_key,
+        "Router records without a usable flow key, emitted unmatched at once.",
+    ),
+    (
+        "snf_join_matched_total",
+        |j| j.emitted_matched,
+        "Super-flows emitted matched.",
+    ),
+    (
+        "snf_join_partial_total",
+        |j| j.emitted_partial,
+        "Super-flows emitted partial.",
+    ),
+    (
+        "snf_join_unmatched_total",
+        |j| j.emitted_unmatched,
+        "Super-flows emitted unmatched.",
+    ),
+    (
+        "snf_join_grace_expired_total",
+        |j| j.router_grace_expired,
+        "Router records emitted when their grace ran out.",
+    ),
+    (
+        "snf_join_cap_emitted_total",
+        |j| j.router_cap_emitted,
+        "Router records emitted early because max_pending_routers was reached.",
+    ),
+    (
+        "snf_join_entries_evicted_total",
+        |j| j.entries_evicted,
+        "Keys evicted because max_entries was reached.",
+    ),
+    (
+        "snf_join_router_flushed_total",
+        |j| j.router_flushed,
+        "Router records emitted by a flush (shutdown or revocation).",
+    ),
+    (
+        "snf_join_tap_expired_total",
+        |j| j.tap_expired,
+        "Tap summaries forgotten after tap_ttl_ms without a report.",
+    ),
+    (
+        "snf_join_tap_never_joined_total",
+        |j| j.tap_never_joined,
+        "Tap summaries forgotten without any router record joined.",
+    ),
+    (
+        "snf_join_tap_late_total",
+        |j| j.tap_late,
+        "Tap records that arrived after the grace of the router records they would have completed.",
+    ),
+];
+
+/// The join's gauges.
+const JOIN_GAUGES: &[JoinValue] = &[
+    ("snf_join_entries", |j| j.entries, "Keys held by the join."),
+    (
+        "snf_join_tap_flows",
+        |j| j.tap_flows,
+        "Tap flow summaries held.",
+    ),
+    (
+        "snf_join_pending_router_records",
+        |j| j.pending_routers,
+        "Router records waiting for the tap side.",
+    ),
+    (
+        "snf_join_state_bytes",
+        |j| j.state_bytes,
+        "Bytes of join state (computed from capacities).",
+    ),
+];
 
 /// A counter read from the decode stats: (metric, field, help).
 type StatCounter = (&'static str, fn(&DecodeStats) -> u64, &'static str);
@@ -258,6 +352,28 @@ pub fn describe() {
         "Failed Parquet file operations."
     );
     describe_gauge!("snf_parquet_open_files", "Parquet files open now.");
+    for (name, _, help) in JOIN_COUNTERS {
+        describe_counter!(*name, *help);
+    }
+    for (name, _, help) in JOIN_GAUGES {
+        describe_gauge!(*name, *help);
+    }
+    describe_counter!(
+        "snf_mediate_tap_records_total",
+        "Tap records received as IPFIX and decoded."
+    );
+    describe_counter!(
+        "snf_mediate_tap_invalid_total",
+        "Records with the tap's marker element that did not decode (not published)."
+    );
+    describe_counter!(
+        "snf_mediate_blocked_sends_total",
+        "Batches the decode loop waited to hand to the mediation stage."
+    );
+    describe_gauge!(
+        "snf_mediate_blocked_seconds",
+        "Cumulative time the decode loop waited for the mediation stage."
+    );
     describe_gauge!(
         "snf_build_info",
         "Always 1; the labels say which build runs."
@@ -322,6 +438,18 @@ pub fn refresh(s: &Sources) {
         counter!("snf_kafka_spool_corrupt_total").absolute(k.spool_corrupt);
         gauge!("snf_kafka_broker_up").set(k.broker_up as f64);
     }
+    let j = s.stage.join();
+    for (name, f, _) in JOIN_COUNTERS {
+        counter!(*name).absolute(f(&j));
+    }
+    for (name, f, _) in JOIN_GAUGES {
+        gauge!(*name).set(f(&j) as f64);
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    counter!("snf_mediate_tap_records_total").absolute(s.stage.tap_records.load(Relaxed));
+    counter!("snf_mediate_tap_invalid_total").absolute(s.stage.tap_invalid.load(Relaxed));
+    counter!("snf_mediate_blocked_sends_total").absolute(s.stage.blocked_sends.load(Relaxed));
+    gauge!("snf_mediate_blocked_seconds").set(s.stage.blocked_ns.load(Relaxed) as f64 / 1e9);
     if let Some(p) = &s.parquet {
         let p = p.snapshot();
         counter!("snf_parquet_rows_written_total").absolute(p.rows_written);

@@ -1,11 +1,16 @@
 //! `supernetflow run`: the embedded default. Collector + sinks + HTTP API in one process.
 //!
 //! ```text
-//! UDP/TCP listeners ─► decode loop ─► fan-out ─┬─► Parquet (./data/parquet)      [default]
-//!                        │                     └─► Kafka (+ spool)              [when enabled]
-//!                        └─ status snapshot ─► HTTP API on 127.0.0.1:8080 (healthz, readyz,
-//!                                              metrics, /api/v1/exporters)
+//! UDP/TCP listeners ─► decode loop ─► mediate ─► fan-out ─┬─► Parquet (./data/parquet) [default]
+//!  (routers' NetFlow/IPFIX,  │     (join: router flows ⨝    └─► Kafka (+ spool)  [when enabled]
+//!   the taps' IPFIX)         │      tap records → super_flows)
+//!                            └─ status snapshot ─► HTTP API on 127.0.0.1:8080 (healthz, readyz,
+//!                                                  metrics, /api/v1/exporters)
 //! ```
+//!
+//! Tables / topics written: `flow_records` (router flows as decoded), `tap_records` (what the taps
+//! exported), `super_flows` (every router flow once, joined: `enrichment.status` matched /
+//! partial / unmatched). See [`mediate`].
 //!
 //! Configuration: `--config FILE` (TOML, every key in `config/run.example.toml`), then
 //! `SNF__SECTION__KEY` environment variables, then flags. A bad key or value stops start-up with a
@@ -13,16 +18,16 @@
 //! holds (Parquet files are closed and renamed, Kafka flushes or spools), then the process exits.
 
 pub mod config;
+mod mediate;
 mod metrics;
 
 use anyhow::Context;
 use config::{RunConfig, SinkName};
 use mediator::fanout::{BatchSink, Fanout};
 use mediator::http::{ApiState, SinkReadiness};
-use mediator::sink::flows::{KafkaFlows, ParquetFlows};
 use mediator::sink::kafka::KafkaSink;
 use mediator::sink::parquet::ParquetSink;
-use schemas::FlowRecord;
+use mediator::sink::records::{AnyRecord, KafkaRecords, ParquetRecords};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -118,6 +123,9 @@ fn effective_config(args: &Args) -> anyhow::Result<RunConfig> {
 struct Report {
     collector: collector::service::Report,
     sinks: std::collections::BTreeMap<&'static str, mediator::fanout::LaneSnapshot>,
+    join: mediator::join::JoinMetrics,
+    tap_records: u64,
+    tap_invalid: u64,
     kafka: Option<mediator::sink::kafka::KafkaMetricsSnapshot>,
     parquet: Option<mediator::sink::parquet::ParquetMetricsSnapshot>,
 }
@@ -138,29 +146,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // Sinks first: a sink that cannot start (unwritable directory, bad Kafka property) stops
     // start-up before anything listens.
-    let mut sinks: Vec<Box<dyn BatchSink<FlowRecord>>> = Vec::new();
+    let mut sinks: Vec<Box<dyn BatchSink<AnyRecord>>> = Vec::new();
     let (mut kafka_metrics, mut parquet_metrics) = (None, None);
     if cfg.sinks.has(SinkName::Parquet) {
         let p = ParquetSink::new(cfg.sinks.parquet.clone())
             .with_context(|| format!("sinks.parquet (dir {})", cfg.sinks.parquet.dir.display()))?;
         parquet_metrics = Some(p.metrics());
-        sinks.push(Box::new(ParquetFlows(p)));
+        sinks.push(Box::new(ParquetRecords(p)));
     }
     if cfg.sinks.has(SinkName::Kafka) {
         let k = KafkaSink::new(cfg.sinks.kafka.clone())
             .with_context(|| format!("sinks.kafka (brokers {})", cfg.sinks.kafka.brokers))?;
         kafka_metrics = Some(k.metrics().clone());
-        sinks.push(Box::new(KafkaFlows::new(k).context("sinks.kafka")?));
+        sinks.push(Box::new(KafkaRecords::new(k).context("sinks.kafka")?));
     }
     if sinks.is_empty() {
         tracing::warn!("No sink is enabled: records are decoded and counted, then discarded");
     }
-    let mut fanout = Fanout::start(
+    let fanout = Fanout::start(
         sinks,
         cfg.sinks.queue_batches,
         Duration::from_secs(cfg.sinks.close_timeout_secs),
     )?;
     let lanes = fanout.metrics();
+    let stage_metrics = Arc::new(mediate::StageMetrics::default());
+    let (stage, stage_thread) = mediate::start(cfg.join.clone(), fanout, stage_metrics.clone())
+        .context("starting the mediation stage")?;
     let status = Arc::new(collector::status::Status::default());
 
     // The HTTP API on its own small runtime.
@@ -174,6 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             lanes: lanes.clone(),
             kafka: kafka_metrics.clone(),
             parquet: parquet_metrics.clone(),
+            stage: stage_metrics.clone(),
         };
         let st = status.clone();
         let ready_lanes = lanes.clone();
@@ -237,12 +249,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         },
-        |records| fanout.send(records).map_err(|e| e.to_string()),
+        |records| stage.send(records),
         (args.stats_interval_secs > 0).then(|| Duration::from_secs(args.stats_interval_secs)),
         Some(status.clone()),
     );
-    // Whatever happened to the collector, the sinks deliver what they hold.
-    let closed = fanout.close();
+    // Whatever happened to the collector, the join emits what it holds and the sinks deliver it.
+    drop(stage);
+    let closed = match stage_thread.join() {
+        Ok((fanout, flushed)) => {
+            let closed = fanout.close().map_err(anyhow::Error::from);
+            flushed
+                .map_err(|e| anyhow::anyhow!("mediation stage: {e}"))
+                .and(closed)
+        }
+        Err(_) => Err(anyhow::anyhow!("the mediation stage panicked")),
+    };
     if let Some((stop, thread)) = http {
         let _ = stop.send(());
         match thread.join() {
@@ -255,6 +276,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let report = Report {
         collector: collector_report,
         sinks: lanes.iter().map(|(n, m)| (*n, m.snapshot())).collect(),
+        join: stage_metrics.join(),
+        tap_records: stage_metrics
+            .tap_records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        tap_invalid: stage_metrics
+            .tap_invalid
+            .load(std::sync::atomic::Ordering::Relaxed),
         kafka: kafka_metrics.map(|m| m.snapshot()),
         parquet: parquet_metrics.map(|m| m.snapshot()),
     };

@@ -1,0 +1,186 @@
+//! The mediation stage of `run`, between the collector's decode loop and the sinks' fan-out.
+//!
+//! ```text
+//! decode loop ─► [bounded queue] ─► mediate thread ─┬─ router flow ─► flow_records + join
+//!                                                    ├─ tap record  ─► tap_records + join
+//!                                                    └─ join output ─► super_flows
+//! ```
+//!
+//! The collector decodes every exporter alike; a record that carries the tap's marker element
+//! ([`schemas::ipfix::PEN`]) came from a tap (`supernetflow probe --export`) and is turned back into
+//! its `TapRecord`. Router flows are published as decoded *and* joined; the join's super-flows are
+//! published when settled or when their grace runs out (the join ticks every second of wall-clock
+//! time, also when no record arrives). At shutdown the queue drains, then every router record the
+//! join still holds is emitted (matched, partial or unmatched) before the sinks close.
+
+use mediator::fanout::Fanout;
+use mediator::join::{JoinConfig, JoinMetrics, Joiner};
+use mediator::sink::records::AnyRecord;
+use schemas::ipfix::decode::is_tap_record;
+use schemas::ipfix::tap_record_from_flow;
+use schemas::{FlowRecord, SuperFlow};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Batches the decode loop may queue ahead of the stage.
+pub const QUEUE_BATCHES: usize = 64;
+
+/// Counters of the stage, shared with the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct StageMetrics {
+    /// Router flow records passed on.
+    pub router_records: AtomicU64,
+    /// Tap records received and decoded.
+    pub tap_records: AtomicU64,
+    /// Records carrying the tap's marker that did not decode into a tap record (not published;
+    /// the log says why).
+    pub tap_invalid: AtomicU64,
+    /// Batches the decode loop had to wait to hand over (the queue was full).
+    pub blocked_sends: AtomicU64,
+    /// Time the decode loop waited, ns.
+    pub blocked_ns: AtomicU64,
+    /// The join's own metrics, as of its last tick.
+    pub join: Mutex<JoinMetrics>,
+}
+
+impl StageMetrics {
+    /// The join metrics of the last tick.
+    pub fn join(&self) -> JoinMetrics {
+        self.join.lock().map(|g| *g).unwrap_or_default()
+    }
+}
+
+/// The decode loop's end of the stage.
+pub struct StageInput {
+    tx: SyncSender<Vec<FlowRecord>>,
+    metrics: Arc<StageMetrics>,
+}
+
+impl StageInput {
+    /// Hands a batch over, waiting (and counting the wait) while the queue is full. Fails when
+    /// the stage has stopped.
+    pub fn send(&self, batch: Vec<FlowRecord>) -> Result<(), String> {
+        match self.tx.try_send(batch) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(batch)) => {
+                let t = Instant::now();
+                self.metrics.blocked_sends.fetch_add(1, Ordering::Relaxed);
+                let r = self
+                    .tx
+                    .send(batch)
+                    .map_err(|_| "the mediation stage stopped".to_string());
+                self.metrics
+                    .blocked_ns
+                    .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                r
+            }
+            Err(TrySendError::Disconnected(_)) => Err("the mediation stage stopped".into()),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Starts the stage: it owns the fan-out until the input is dropped, then returns it (drained of
+/// the join's state, not closed) from its thread.
+pub fn start(
+    cfg: JoinConfig,
+    fanout: Fanout<AnyRecord>,
+    metrics: Arc<StageMetrics>,
+) -> std::io::Result<(
+    StageInput,
+    JoinHandle<(Fanout<AnyRecord>, Result<(), String>)>,
+)> {
+    let (tx, rx) = sync_channel(QUEUE_BATCHES);
+    let m = metrics.clone();
+    let handle = std::thread::Builder::new()
+        .name("mediate".into())
+        .spawn(move || stage(cfg, fanout, rx, m))?;
+    Ok((StageInput { tx, metrics }, handle))
+}
+
+fn stage(
+    cfg: JoinConfig,
+    mut fanout: Fanout<AnyRecord>,
+    rx: Receiver<Vec<FlowRecord>>,
+    m: Arc<StageMetrics>,
+) -> (Fanout<AnyRecord>, Result<(), String>) {
+    let mut join = Joiner::new(cfg);
+    let mut supers: Vec<SuperFlow> = Vec::new();
+    let mut last_tick = Instant::now();
+    let mut invalid_logged = 0u32;
+    let publish = |join: &Joiner| {
+        if let Ok(mut g) = m.join.lock() {
+            *g = join.metrics();
+        }
+    };
+    let result = loop {
+        let batch = match rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(b) => Some(b),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+        };
+        let now = now_ms();
+        let mut out: Vec<AnyRecord> = Vec::new();
+        if let Some(batch) = batch {
+            out.reserve(batch.len() * 2);
+            for f in batch {
+                if is_tap_record(&f) {
+                    match tap_record_from_flow(&f) {
+                        Some(Ok(t)) => {
+                            m.tap_records.fetch_add(1, Ordering::Relaxed);
+                            join.tap(&t, now, &mut supers);
+                            out.push(AnyRecord::Tap(Box::new(t)));
+                        }
+                        Some(Err(e)) => {
+                            m.tap_invalid.fetch_add(1, Ordering::Relaxed);
+                            if invalid_logged < 10 {
+                                invalid_logged += 1;
+                                tracing::warn!(exporter = %f.exporter, error = %e, "Tap record does not decode; not published");
+                            }
+                        }
+                        None => {}
+                    }
+                    continue;
+                }
+                m.router_records.fetch_add(1, Ordering::Relaxed);
+                out.push(AnyRecord::Flow(f.clone()));
+                join.router(f, now, &mut supers);
+            }
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            join.tick(now, &mut supers);
+            publish(&join);
+        }
+        out.extend(supers.drain(..).map(|s| AnyRecord::Super(Box::new(s))));
+        if !out.is_empty() {
+            if let Err(e) = fanout.send(out) {
+                break Err(e.to_string());
+            }
+        }
+    };
+    join.flush_all(&mut supers);
+    publish(&join);
+    let flushed = supers.len();
+    let result = result.and_then(|()| {
+        if supers.is_empty() {
+            return Ok(());
+        }
+        let out = supers
+            .drain(..)
+            .map(|s| AnyRecord::Super(Box::new(s)))
+            .collect();
+        fanout.send(out).map_err(|e| e.to_string())
+    });
+    tracing::info!(flushed, "Join state flushed");
+    (fanout, result)
+}
