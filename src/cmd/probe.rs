@@ -239,7 +239,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .context("probe --pcap")?;
         }
     }
-    drop(emit);
     if let Some(e) = write_error {
         return Err(e).context("writing the output");
     }

@@ -89,16 +89,16 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The stage's thread: it hands back the fan-out (to be closed) and how the stage ended.
+pub type StageThread = JoinHandle<(Fanout<AnyRecord>, Result<(), String>)>;
+
 /// Starts the stage: it owns the fan-out until the input is dropped, then returns it (drained of
 /// the join's state, not closed) from its thread.
 pub fn start(
     cfg: JoinConfig,
     fanout: Fanout<AnyRecord>,
     metrics: Arc<StageMetrics>,
-) -> std::io::Result<(
-    StageInput,
-    JoinHandle<(Fanout<AnyRecord>, Result<(), String>)>,
-)> {
+) -> std::io::Result<(StageInput, StageThread)> {
     let (tx, rx) = sync_channel(QUEUE_BATCHES);
     let m = metrics.clone();
     let handle = std::thread::Builder::new()
