@@ -7,7 +7,8 @@
 #   nfacctd-json nfacctd, print plugin writing JSON, 4 MiB socket (stored = JSON rows)
 #   nfcapd-def   nfcapd binary files, default socket buffer   (stored = nfdump flow count)
 #   nfcapd-4m    nfcapd binary files, -B 4 MiB                (stored = nfdump flow count)
-#   run-parquet  supernetflow run, Parquet sink               (stored = rows in committed files)
+#   run-parquet  supernetflow run, Parquet sink               (stored = flow_records rows: rows in
+#                committed files minus the super_flows rows the join emitted)
 #   run-kafka    supernetflow run, Kafka JSON to a tansu broker started for the run (stored =
 #                messages the broker confirmed)
 #   run-avro     the same in Avro (schema id from a stub registry on 127.0.0.1)
@@ -241,15 +242,18 @@ EOF
     wait $pid 2>/dev/null || true
     [ -z "$broker_pid" ] || { kill -TERM "$broker_pid" 2>/dev/null; wait "$broker_pid" 2>/dev/null || true; }
     [ -z "$registry_pid" ] || { kill -TERM "$registry_pid" 2>/dev/null; wait "$registry_pid" 2>/dev/null || true; }
+    local RUN_FLOWS='def flows(n): n - ((.join // {}) | (.emitted_matched // 0) + (.emitted_partial // 0) + (.emitted_unmatched // 0)); flows'
     case $target in
     snf-jsonl) stored=$(wc -l <"$dir/out.jsonl") ;;
     snf-none) stored=$(jq '.decode.flow_records' "$dir/report.json") ;;
+    # run writes each router flow twice: to flow_records and, joined, to super_flows (one per
+    # router flow the join emitted). Stored router flows = all rows/messages - super-flows.
     run-parquet)
-        stored=$(jq '.parquet.rows_committed' "$dir/report.json")
-        jq -c '{target: "run-parquet", parquet_bytes_per_record: (.parquet.bytes_committed / ([.parquet.rows_committed, 1] | max))}' \
+        stored=$(jq "$RUN_FLOWS(.parquet.rows_committed)" "$dir/report.json")
+        jq -c '{target: "run-parquet", super_flows: (.join.emitted_matched + .join.emitted_partial + .join.emitted_unmatched), parquet_bytes_per_row: (.parquet.bytes_committed / ([.parquet.rows_committed, 1] | max))}' \
             "$dir/report.json" | tee -a "$OUT/bytes.jsonl" >&2
         ;;
-    run-kafka | run-avro) stored=$(jq '.kafka.delivered' "$dir/report.json") ;;
+    run-kafka | run-avro) stored=$(jq "$RUN_FLOWS(.kafka.delivered)" "$dir/report.json") ;;
     nfacctd-json) stored=$(cat "$dir"/pm/*.json 2>/dev/null | wc -l) ;;
     nfcapd-*) stored=$(nfdump -R "$dir/nf" -q -o csv 2>/dev/null | grep -c '^[0-9]' || true) ;;
     esac
