@@ -49,8 +49,9 @@ done
 echo "== build" >&2
 cargo build --release >&2
 cargo build --release -p supernetflow-collector --example gen_stream >&2
-SNF=$ROOT/target/release/supernetflow
-GEN=$ROOT/target/release/examples/gen_stream
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SNF=$TARGET_DIR/release/supernetflow
+GEN=$TARGET_DIR/release/examples/gen_stream
 STREAM=$WORK/stream.ipfix
 read -r MSGS RECS BYTES < <("$GEN" baseline "$RECORDS" "$STREAM")
 echo "stream: $MSGS messages, $RECS records, $BYTES bytes" >&2
