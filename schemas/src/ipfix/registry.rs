@@ -266,68 +266,21 @@ fn build(
         if derived.contains(&path) {
             return;
         }
-        let description = col.description.clone().unwrap_or_default();
-        let unit = col.unit.map(|u| u.label);
-        if let Some((_, id, name, v6)) = iana.iter().find(|(p, ..)| *p == path) {
-            let (ty, form) = match (&col.ty, v6) {
-                (Ty::Ip, Some((v6_id, _))) => {
-                    (IeType::Ipv4Address, Form::Address { v6_id: *v6_id })
-                }
-                (t, None) => match plain_type(t) {
-                    Some(ty) => (ty, Form::Plain),
-                    None => {
-                        problems.push(format!("{path}: no IPFIX type for {t:?}"));
-                        return;
-                    }
-                },
-                (t, Some(_)) => {
-                    problems.push(format!("{path}: IPv6 alternative on a non-address {t:?}"));
-                    return;
-                }
-            };
-            out.push(InfoElement {
+        match element_of(path, &col.ty, iana, ids) {
+            Ok((pen, id, name, ty, form)) => out.push(InfoElement {
                 path: path.to_string(),
-                pen: 0,
-                id: *id,
-                name: (*name).to_string(),
+                pen,
+                id,
+                name,
                 ty,
                 form,
                 nullable,
-                unit,
-                description,
+                unit: col.unit.map(|u| u.label),
+                description: col.description.clone().unwrap_or_default(),
                 solid_parent: solid.to_string(),
-            });
-            return;
+            }),
+            Err(p) => problems.push(format!("{path}: {p}")),
         }
-        let Some((_, id)) = ids.iter().find(|(p, _)| *p == path) else {
-            problems.push(format!(
-                "{path}: no enterprise element id (add it to schemas/src/ipfix/registry.rs with \
-                 the next free id)"
-            ));
-            return;
-        };
-        let (ty, form) = match &col.ty {
-            Ty::List(_) => (IeType::String, Form::JsonList),
-            t => match plain_type(t) {
-                Some(ty) => (ty, Form::Plain),
-                None => {
-                    problems.push(format!("{path}: no IPFIX type for {t:?}"));
-                    return;
-                }
-            },
-        };
-        out.push(InfoElement {
-            path: path.to_string(),
-            pen: PEN,
-            id: *id,
-            name: camel(path),
-            ty,
-            form,
-            nullable,
-            unit,
-            description,
-            solid_parent: solid.to_string(),
-        });
     });
     for (p, _) in ids {
         if !out.iter().any(|e| e.path == *p) {
@@ -345,6 +298,35 @@ fn build(
     } else {
         Err(RegistryError { kind, problems })
     }
+}
+
+/// Where the field at `path` of type `t` goes: (PEN, id, name, type, form).
+fn element_of(
+    path: &str,
+    t: &Ty,
+    iana: &[IanaField],
+    ids: &[(&str, u16)],
+) -> Result<(u32, u16, String, IeType, Form), String> {
+    let typed = |t: &Ty| match t {
+        Ty::List(_) => Ok((IeType::String, Form::JsonList)),
+        t => plain_type(t)
+            .map(|ty| (ty, Form::Plain))
+            .ok_or_else(|| format!("no IPFIX type for {t:?}")),
+    };
+    if let Some((_, id, name, v6)) = iana.iter().find(|(p, ..)| *p == path) {
+        let (ty, form) = match (t, v6) {
+            (Ty::Ip, Some((v6_id, _))) => (IeType::Ipv4Address, Form::Address { v6_id: *v6_id }),
+            (Ty::List(_), _) => return Err("a list cannot be an IANA element".into()),
+            (t, None) => typed(t)?,
+            (t, Some(_)) => return Err(format!("IPv6 alternative on a non-address {t:?}")),
+        };
+        return Ok((0, *id, (*name).to_string(), ty, form));
+    }
+    let (_, id) = ids.iter().find(|(p, _)| *p == path).ok_or(
+        "no enterprise element id (add it to schemas/src/ipfix/registry.rs with the next free id)",
+    )?;
+    let (ty, form) = typed(t)?;
+    Ok((PEN, *id, camel(path), ty, form))
 }
 
 /// Walks the leaves of a shape: (path, solid parent, column, nullable — itself or any struct
