@@ -118,6 +118,9 @@ pub enum AppType {
     LiveStreaming,
     /// Online games (Call of Duty, Fortnite): QoE in `qoe.gaming`.
     Gaming,
+    /// Cloud gaming: the game runs remotely and arrives as a video stream (GeForce NOW, Xbox
+    /// Cloud Gaming, Luna): QoE in `qoe.gaming`, with the stream's bitrate and resolution class.
+    CloudGaming,
     /// Video and audio conferencing (Zoom, Teams, Meet): QoE in `qoe.conferencing`.
     Conferencing,
     /// Web browsing and web APIs.
@@ -126,6 +129,10 @@ pub enum AppType {
     Social,
     /// Instant messaging.
     Messaging,
+    /// Music and audio streaming (Spotify).
+    Music,
+    /// AR/VR platforms and their content (Meta Quest / Oculus).
+    ArVr,
     /// Downloads, uploads, software updates, cloud storage sync.
     FileTransfer,
     /// Voice calls (VoIP, Wi-Fi calling): QoE in `qoe.conferencing`.
@@ -144,15 +151,23 @@ impl AppType {
             AppType::VideoStreaming => "video_streaming",
             AppType::LiveStreaming => "live_streaming",
             AppType::Gaming => "gaming",
+            AppType::CloudGaming => "cloud_gaming",
             AppType::Conferencing => "conferencing",
             AppType::Web => "web",
             AppType::Social => "social",
             AppType::Messaging => "messaging",
+            AppType::Music => "music",
+            AppType::ArVr => "ar_vr",
             AppType::FileTransfer => "file_transfer",
             AppType::Voip => "voip",
             AppType::Other => "other",
             AppType::Unknown => "unknown",
         }
+    }
+
+    /// A game, played locally or in the cloud: its QoE goes in `qoe.gaming`.
+    pub fn is_gaming(self) -> bool {
+        matches!(self, AppType::Gaming | AppType::CloudGaming)
     }
 }
 
@@ -170,6 +185,10 @@ pub enum DetectionMethod {
     TlsFingerprint,
     /// RTP/RTCP or STUN/TURN signatures (real-time media).
     Rtp,
+    /// Payload signature: the first bytes or the length of the client's first payload.
+    Payload,
+    /// Server address in a provider's published address prefixes.
+    Address,
     /// Well-known server port.
     Port,
     /// Packet size and timing pattern.

@@ -202,7 +202,7 @@ fn guide_enum_values_match_serde() {
         .map(|v| v.value.as_str())
         .collect();
     assert_eq!(values.first(), Some(&"video_streaming"));
-    assert_eq!(values.len(), 11);
+    assert_eq!(values.len(), 14);
     for v in &values {
         let t: schemas::AppType = serde_json::from_value(Value::from(*v)).expect("serde name");
         assert_eq!(t.as_str(), *v);

@@ -113,10 +113,10 @@ pub fn classify(
         let method = if r.media.is_some() {
             DetectionMethod::Rtp
         } else if !r.payloads.is_empty() || r.payload_len.is_some() {
-            DetectionMethod::Behaviour
+            DetectionMethod::Payload
+        } else if !r.prefixes.is_empty() {
+            DetectionMethod::Address
         } else {
-            // Address prefixes and ports: schemas has no "address" method yet; `port` is the
-            // nearest (both are server-endpoint lists).
             DetectionMethod::Port
         };
         let app_type = r.app_type.unwrap_or(match (media_seen, p.media_app_type) {

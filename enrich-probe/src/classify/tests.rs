@@ -107,6 +107,7 @@ fn dns_cache_name_and_rules() {
         None,
     );
     assert_eq!(provider(&s, &c).as_deref(), Some("zoom"));
+    assert_eq!(c.method, DetectionMethod::Address);
     // WhatsApp's chat handshake.
     let dpi = FlowDpi {
         client_prefix: b"WA\x01\x05".to_vec(),
@@ -114,7 +115,7 @@ fn dns_cache_name_and_rules() {
     };
     let c = classify(&s, &dpi, server(6, [9, 9, 9, 9], 443), None);
     assert_eq!(provider(&s, &c).as_deref(), Some("whatsapp"));
-    assert_eq!(c.method, DetectionMethod::Behaviour);
+    assert_eq!(c.method, DetectionMethod::Payload);
     // Unnamed RTP: voip, no provider.
     let dpi = FlowDpi {
         rtp_packets: 3,

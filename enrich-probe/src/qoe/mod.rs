@@ -39,6 +39,7 @@ pub fn qoe_app(t: AppType) -> bool {
         AppType::VideoStreaming
             | AppType::LiveStreaming
             | AppType::Gaming
+            | AppType::CloudGaming
             | AppType::Conferencing
             | AppType::Voip
     )
@@ -156,7 +157,7 @@ impl FlowQoe {
                 }
             }
         }
-        if kind.app_type == AppType::Gaming {
+        if kind.app_type.is_gaming() {
             self.game
                 .get_or_insert_with(Default::default)
                 .packet(now, up, p.ip_len);

@@ -590,7 +590,7 @@ pub fn window_qoe(
         AppType::VideoStreaming | AppType::LiveStreaming => {
             qoe.video = video.map(|v| v.interval(start, end));
         }
-        AppType::Gaming => {
+        AppType::Gaming | AppType::CloudGaming => {
             let frames = w.rtp.video.then_some(w.rtp.frames);
             qoe.gaming = Some(w.game.qoe(start, end, &w.rtt, frames, loss(&w.rtp)));
         }
