@@ -68,7 +68,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, 1 << 24);
 } snf_events SEC(".maps");
 
 struct {
@@ -373,7 +373,7 @@ INLINE void load_cfg(struct cfg *c)
 	} else {
 		c->pass = 0;
 		c->first_packets = 8;
-		c->snap_len = 256;
+		c->snap_len = SNAP_MAX;
 		c->hdr_payload = 64;
 		c->wake_every = 32;
 		c->wake_bytes = 65536;

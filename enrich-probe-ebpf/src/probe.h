@@ -73,7 +73,7 @@ struct pkt_event {
 	__u8 reason;         /* enum send_reason */
 };                       /* 72 bytes */
 
-#define SNAP_MAX 512         /* largest snap_len the program honours */
+#define SNAP_MAX 2048        /* largest snap_len the program honours (a whole MTU-sized frame) */
 
 /* Configuration: array map "snf_config", one entry, written by user space before attaching.
  * While `version` is not CONFIG_VERSION the program uses the defaults in brackets. */
@@ -82,7 +82,7 @@ struct probe_config {
 	__u32 version;
 	__u32 pass;          /* 1: XDP_PASS / TC_ACT_OK; 0: XDP_DROP / TC_ACT_SHOT [0] */
 	__u32 first_packets; /* packets of a new flow always sent [8] */
-	__u32 snap_len;      /* bytes sent per packet while classifying [256], <= SNAP_MAX */
+	__u32 snap_len;      /* bytes sent per packet while classifying [2048], <= SNAP_MAX */
 	__u32 hdr_payload;   /* payload bytes after the L4 header for VERDICT_HEADERS [64] */
 	__u32 wake_every;    /* wake the reader every Nth record [32] */
 	__u32 wake_bytes;    /* ... or when this much data waits [65536] */

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use enrich_probe::kernel::{
     run_live, AttachMode, EventReader, KernelCounters, LiveOptions, Probe, ProbeOptions,
-    RawFlowKey, SendReason, Verdict,
+    SendReason, TwinKey, Verdict,
 };
 use xdp_support::*;
 
@@ -236,11 +236,11 @@ fn run(mode: AttachMode, tag: &str) {
     }
 
     // The IPv4 TCP flow: client is 10.0.0.1 (sent the SYN), low endpoint, direction 0.
-    let mut key = RawFlowKey {
+    let mut key = TwinKey {
         protocol: 6,
         low_port: 40000,
         high_port: 443,
-        ..RawFlowKey::default()
+        ..TwinKey::default()
     };
     key.low_addr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 1]);
     key.high_addr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 2]);
@@ -385,11 +385,11 @@ fn verdicts_select_what_reaches_user_space() {
     let tx = PacketSocket::open(&ns.tx).expect("AF_PACKET socket");
     let payload: Vec<u8> = (0..200u8).collect();
     let frame = eth(0x0800, &ipv4(17, A4, B4, &udp(1000, 2000, &payload)));
-    let mut key = RawFlowKey {
+    let mut key = TwinKey {
         protocol: 17,
         low_port: 1000,
         high_port: 2000,
-        ..RawFlowKey::default()
+        ..TwinKey::default()
     };
     key.low_addr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 1]);
     key.high_addr[10..].copy_from_slice(&[0xff, 0xff, 10, 0, 0, 2]);

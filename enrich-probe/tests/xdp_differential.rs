@@ -21,8 +21,8 @@ mod xdp_support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use enrich_probe::flow::{FlowState as TwinState, FlowTable, LinkType, SendConfig, TwinKey};
-use enrich_probe::kernel::{AttachMode, EventReader, FlowState, Probe, ProbeOptions, RawFlowKey};
+use enrich_probe::flow::{FlowState, FlowTable, LinkType, SendConfig};
+use enrich_probe::kernel::{AttachMode, EventReader, Probe, ProbeOptions};
 use xdp_support::*;
 
 const BATCH: u64 = 128;
@@ -47,20 +47,8 @@ fn captures(root: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn raw(k: &TwinKey) -> RawFlowKey {
-    RawFlowKey {
-        low_addr: k.low_addr,
-        high_addr: k.high_addr,
-        low_port: k.low_port,
-        high_port: k.high_port,
-        scope: k.scope,
-        protocol: k.protocol,
-        _pad: [0; 7],
-    }
-}
-
 /// Field-by-field differences, time-derived fields left out (see the module docs).
-fn diff(k: &FlowState, t: &TwinState) -> Vec<String> {
+fn diff(k: &FlowState, t: &FlowState) -> Vec<String> {
     let mut d = Vec::new();
     macro_rules! cmp {
         ($($f:ident),*) => {$(
@@ -188,7 +176,7 @@ fn replay(ns: &NetNs, mode: AttachMode, frames: &[Frame]) -> FileResult {
     }
     for (key, entry) in twin.iter() {
         let canon = key.canonical();
-        match kernel_flows.get(&raw(key)) {
+        match kernel_flows.get(key) {
             None => problems.push(format!("{canon:?}: missing in the kernel")),
             Some(k) => {
                 let d = diff(k, &entry.state);

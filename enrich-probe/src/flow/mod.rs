@@ -16,7 +16,7 @@ mod tests;
 pub use key::TwinKey;
 pub use parse::{parse, LinkType, NotAccounted, Parsed};
 pub use state::{
-    send_rule, FlowState, SendConfig, SendReason, VERDICT_CLASSIFIED, VERDICT_CLASSIFYING,
-    VERDICT_HEADERS, VERDICT_NEW,
+    send_rule, FlowState, SendConfig, SendReason, DEFAULT_SNAP_LEN, VERDICT_CLASSIFIED,
+    VERDICT_CLASSIFYING, VERDICT_HEADERS, VERDICT_NEW,
 };
 pub use table::{Accounted, Entry, FlowTable, Outcome, TableCounters};

@@ -265,7 +265,8 @@ fn raw_ip_and_linux_sll() {
 #[test]
 fn send_rule_first_packets_then_verdict() {
     let mut t = table();
-    let f = udp(5000, 9999, &[0; 400]);
+    // A jumbo frame, longer than the snap, so that the snap decides the length.
+    let f = udp(5000, 9999, &[0; 3000]);
     let mut sent = Vec::new();
     for i in 0..10 {
         let Outcome::Accounted(a) = t.account(i, &f, LinkType::Ethernet) else {
@@ -275,13 +276,13 @@ fn send_rule_first_packets_then_verdict() {
     }
     assert!(sent[..8]
         .iter()
-        .all(|s| *s == Some((SendReason::FirstPackets, 256))));
+        .all(|s| *s == Some((SendReason::FirstPackets, DEFAULT_SNAP_LEN as usize))));
     assert_eq!(sent[8], None);
     let key = t.iter().next().map(|(k, _)| *k).unwrap();
     let set = |t: &mut FlowTable<()>, v| t.get_mut(&key).map(|e| e.state.verdict = v);
     set(&mut t, VERDICT_CLASSIFYING);
     assert!(matches!(t.account(11, &f, LinkType::Ethernet),
-        Outcome::Accounted(a) if a.send == Some((SendReason::Classifying, 256))));
+        Outcome::Accounted(a) if a.send == Some((SendReason::Classifying, DEFAULT_SNAP_LEN as usize))));
     set(&mut t, VERDICT_HEADERS);
     // Headers: Ethernet 14 + IPv4 20 + UDP 8 + 64 payload bytes.
     assert!(matches!(t.account(12, &f, LinkType::Ethernet),

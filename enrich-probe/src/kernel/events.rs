@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aya::maps::{MapData, RingBuf};
 
-use super::types::{RawFlowKey, SendReason, EVENT_HEADER_LEN};
+use super::types::{SendReason, TwinKey, EVENT_HEADER_LEN};
 use super::KernelError;
 
 /// One packet copied by the kernel. `data` borrows the ring buffer until the callback returns.
@@ -17,7 +17,7 @@ use super::KernelError;
 pub struct PacketEvent<'a> {
     /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds, not wall time.
     pub ts_ns: u64,
-    pub key: RawFlowKey,
+    pub key: TwinKey,
     /// 0: low → high endpoint of the key, 1: high → low.
     pub direction: u8,
     /// IP datagram length, as counted into the flow.
@@ -60,7 +60,7 @@ impl<'a> PacketEvent<'a> {
         let mut high_addr = [0u8; 16];
         low_addr.copy_from_slice(&hdr[8..24]);
         high_addr.copy_from_slice(&hdr[24..40]);
-        let key = RawFlowKey {
+        let key = TwinKey {
             low_addr,
             high_addr,
             low_port: le16(hdr, 40),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::events::{EventReader, PacketEvent};
 use super::loader::{KernelCounters, Probe};
-use super::types::{FlowState, RawFlowKey};
+use super::types::{FlowState, TwinKey};
 use super::KernelError;
 
 /// Converts the kernel's `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) to Unix time, by the offset
@@ -87,7 +87,7 @@ pub fn run_live(
     opts: &LiveOptions,
     shutdown: &AtomicBool,
     mut on_packet: impl FnMut(&mut Probe, &PacketEvent<'_>, u64),
-    mut on_scan: impl FnMut(&mut Probe, &[(RawFlowKey, FlowState)], &KernelCounters),
+    mut on_scan: impl FnMut(&mut Probe, &[(TwinKey, FlowState)], &KernelCounters),
 ) -> Result<LiveStats, KernelError> {
     let clock = MonoClock::new();
     let mut stats = LiveStats::default();

@@ -9,7 +9,7 @@ use aya::{Ebpf, EbpfLoader};
 use enrich_probe_ebpf as obj;
 
 use super::events::EventReader;
-use super::types::{FlowState, RawConfig, RawFlowKey, Verdict, CONFIG_VERSION, SNAP_MAX};
+use super::types::{FlowState, RawConfig, TwinKey, Verdict, CONFIG_VERSION, SNAP_MAX};
 use super::KernelError;
 
 /// Where and how the program runs on an interface.
@@ -37,14 +37,14 @@ impl fmt::Display for AttachMode {
 }
 
 /// Load-time settings. Defaults follow `ACCOUNTING.md` and the issue (drop, 8 first packets,
-/// 256-byte snap, 64 payload bytes with headers).
+/// whole frames up to 2048 bytes while classifying, 64 payload bytes with headers).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeOptions {
     /// Pass packets on to the stack (XDP_PASS / TC_ACT_OK) instead of dropping them.
     pub pass: bool,
     /// Packets of a new flow always copied to user space.
     pub first_packets: u32,
-    /// Bytes copied per packet while a flow is classifying (at most 512).
+    /// Bytes copied per packet while a flow is classifying (at most `SNAP_MAX`, 2048).
     pub snap_len: u32,
     /// Payload bytes after the L4 header under the "QoE headers" verdict.
     pub hdr_payload: u32,
@@ -63,12 +63,12 @@ impl Default for ProbeOptions {
         Self {
             pass: false,
             first_packets: 8,
-            snap_len: 256,
+            snap_len: crate::flow::DEFAULT_SNAP_LEN,
             hdr_payload: 64,
             wake_every: 32,
             wake_bytes: 64 * 1024,
             flow_capacity: 65_536,
-            ring_bytes: 4 << 20,
+            ring_bytes: 16 << 20,
         }
     }
 }
@@ -262,14 +262,14 @@ impl Probe {
         })
     }
 
-    fn flow_map(&self) -> Result<HashMap<&MapData, RawFlowKey, FlowState>, KernelError> {
+    fn flow_map(&self) -> Result<HashMap<&MapData, TwinKey, FlowState>, KernelError> {
         let name = obj::MAP_FLOWS;
         let map = self.ebpf.map(name).ok_or(KernelError::MissingMap(name))?;
         HashMap::try_from(map).map_err(map_err(name))
     }
 
     /// One flow's state, if the kernel has it.
-    pub fn flow(&self, key: &RawFlowKey) -> Result<Option<FlowState>, KernelError> {
+    pub fn flow(&self, key: &TwinKey) -> Result<Option<FlowState>, KernelError> {
         match self.flow_map()?.get(key, 0) {
             Ok(st) => Ok(Some(st)),
             Err(MapError::KeyNotFound) => Ok(None),
@@ -284,7 +284,7 @@ impl Probe {
     /// skipped (the map is live); returns how many were visited.
     pub fn for_each_flow(
         &self,
-        mut f: impl FnMut(&RawFlowKey, &FlowState),
+        mut f: impl FnMut(&TwinKey, &FlowState),
     ) -> Result<usize, KernelError> {
         let map = self.flow_map()?;
         let mut n = 0;
@@ -307,16 +307,17 @@ impl Probe {
     }
 
     /// Removes a finished flow's state and verdict (both absent is fine).
-    pub fn forget_flow(&mut self, key: &RawFlowKey) -> Result<(), KernelError> {
+    pub fn forget_flow(&mut self, key: &TwinKey) -> Result<(), KernelError> {
         for name in [obj::MAP_FLOWS, obj::MAP_VERDICTS] {
             let map = self
                 .ebpf
                 .map_mut(name)
                 .ok_or(KernelError::MissingMap(name))?;
             let res = match name {
-                n if n == obj::MAP_FLOWS => HashMap::<_, RawFlowKey, FlowState>::try_from(map)
-                    .and_then(|mut m| m.remove(key)),
-                _ => HashMap::<_, RawFlowKey, u32>::try_from(map).and_then(|mut m| m.remove(key)),
+                n if n == obj::MAP_FLOWS => {
+                    HashMap::<_, TwinKey, FlowState>::try_from(map).and_then(|mut m| m.remove(key))
+                }
+                _ => HashMap::<_, TwinKey, u32>::try_from(map).and_then(|mut m| m.remove(key)),
             };
             match res {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
@@ -327,13 +328,13 @@ impl Probe {
     }
 
     /// Tells the kernel what to send of a flow's further packets (after its first packets).
-    pub fn set_verdict(&mut self, key: &RawFlowKey, verdict: Verdict) -> Result<(), KernelError> {
+    pub fn set_verdict(&mut self, key: &TwinKey, verdict: Verdict) -> Result<(), KernelError> {
         let name = obj::MAP_VERDICTS;
         let map = self
             .ebpf
             .map_mut(name)
             .ok_or(KernelError::MissingMap(name))?;
-        let mut m: HashMap<_, RawFlowKey, u32> = HashMap::try_from(map).map_err(map_err(name))?;
+        let mut m: HashMap<_, TwinKey, u32> = HashMap::try_from(map).map_err(map_err(name))?;
         m.insert(key, verdict as u32, 0).map_err(map_err(name))
     }
 

@@ -33,4 +33,4 @@ pub use error::KernelError;
 pub use events::{DrainStats, EventDecodeError, EventReader, PacketEvent};
 pub use live::{run_live, LiveOptions, LiveStats, MonoClock};
 pub use loader::{AttachMode, KernelCounters, Probe, ProbeOptions};
-pub use types::{FlowState, RawFlowKey, SendReason, Verdict};
+pub use types::{FlowState, SendReason, TwinKey, Verdict};
