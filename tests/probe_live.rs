@@ -27,6 +27,9 @@ fn view(jsonl: &str) -> View {
         let Some(k) = v["key"]["flow_key"].as_str() else {
             continue; // flow_stats and session lines
         };
+        if v["state"] != "end" {
+            continue; // a live flow's periodic `update` records: its `end` record has the totals
+        }
         let s = &v["stats"];
         let n = |f: &str| s[f].as_u64().unwrap_or(0);
         m.insert(

@@ -2,19 +2,21 @@
 //! interface (native XDP, falling back to generic; or TC), and what it sends up goes through the
 //! same user-side steps as the offline path ([`Pipeline::live_packet`]: DPI, classification, the
 //! verdict written back into the kernel's verdict map). Every `scan_every` the kernel's flow map is
-//! read: a flow idle for `idle_timeout` — or closed (RST, or FIN both ways) and quiet for
-//! `close_linger` — is reported ([`Pipeline::live_report`], counters from the kernel) and removed
-//! from the maps. At shutdown every flow still held is reported.
+//! read ([`Pipeline::live_scan`]): a flow idle for `idle_timeout` — or closed (RST, or FIN both
+//! ways) and quiet for `close_linger` — is reported (an `end` tap record, counters from the
+//! kernel, its last QoE window) and removed from the maps; every other flow gets an `update`
+//! record every `update_interval`; `flow_stats` lines and the application sessions' start / update
+//! / end reports come out of the same scans. At shutdown every flow still held is reported.
 //!
 //! Times: the kernel stamps packets with `CLOCK_MONOTONIC`; records carry UTC, converted with a
 //! [`MonoClock`] taken at start.
 
-use crate::flow::{FlowState as TwinState, TwinKey};
 use crate::kernel::{
     run_live, AttachMode, FlowState, KernelCounters, KernelError, LiveOptions, LiveStats,
-    MonoClock, Probe, ProbeOptions, RawFlowKey, Verdict,
+    MonoClock, Probe, ProbeOptions, TwinKey, Verdict,
 };
 use crate::pipeline::{Output, Pipeline};
+use schemas::RecordState;
 use serde::Serialize;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub struct LiveConfig {
     pub idle_timeout: Duration,
     /// A closed TCP flow (RST, or FIN both ways) is reported after this much quiet.
     pub close_linger: Duration,
+    /// An active flow gets an `update` tap record (its QoE window since the last report) this
+    /// often; zero: only the final `end` record.
+    pub update_interval: Duration,
 }
 
 /// Counters of a live run.
@@ -88,44 +93,14 @@ impl From<&KernelCounters> for KernelCountersView {
     }
 }
 
-/// The twin's key of a kernel key (same layout, field for field).
-pub fn twin_key(k: &RawFlowKey) -> TwinKey {
-    TwinKey {
-        low_addr: k.low_addr,
-        high_addr: k.high_addr,
-        low_port: k.low_port,
-        high_port: k.high_port,
-        scope: k.scope,
-        protocol: k.protocol,
-        _pad: [0; 7],
-    }
-}
-
-/// The twin's state of a kernel state; times converted to Unix ns with `clock` when given.
-pub fn twin_state(s: &FlowState, clock: Option<&MonoClock>) -> TwinState {
-    let t = |ns: u64| match (clock, ns) {
-        (Some(c), n) if n > 0 => c.to_unix_ns(n),
-        _ => ns,
-    };
-    TwinState {
-        packets: s.packets,
-        bytes: s.bytes,
-        first_ns: [t(s.first_ns[0]), t(s.first_ns[1])],
-        last_ns: [t(s.last_ns[0]), t(s.last_ns[1])],
-        tcp_flags: s.tcp_flags,
-        _pad0: s._pad0,
-        resets: s.resets,
-        retrans: s.retrans,
-        seq_errors: s.seq_errors,
-        next_seq: s.next_seq,
-        seq_valid: s.seq_valid,
-        _pad1: s._pad1,
-        size_hist: s.size_hist,
-        iat_hist: s.iat_hist,
-        client_dir: s.client_dir,
-        verdict: s.verdict,
-        _pad2: s._pad2,
-        sent_to_user: s.sent_to_user,
+/// A kernel flow state with its monotonic times converted to Unix ns (zero stays zero: the
+/// direction has seen no packet).
+pub fn with_unix_times(s: &FlowState, clock: &MonoClock) -> FlowState {
+    let t = |ns: u64| if ns > 0 { clock.to_unix_ns(ns) } else { 0 };
+    FlowState {
+        first_ns: s.first_ns.map(t),
+        last_ns: s.last_ns.map(t),
+        ..*s
     }
 }
 
@@ -161,6 +136,7 @@ pub fn run(
     };
     let idle_ns = cfg.idle_timeout.as_nanos() as u64;
     let linger_ns = cfg.close_linger.as_nanos() as u64;
+    let update_ns = cfg.update_interval.as_nanos() as u64;
     // Both callbacks need the pipeline and the error count; run_live calls them one at a time.
     let pipeline = std::cell::RefCell::new(pipeline);
     let map_errors = std::cell::Cell::new(0u64);
@@ -174,7 +150,7 @@ pub fn run(
         |probe, ev, unix_ns| {
             // The flow's counters as they are now (the packet is already in them).
             let state = match probe.flow(&ev.key) {
-                Ok(Some(s)) => twin_state(&s, Some(&clock)),
+                Ok(Some(s)) => with_unix_times(&s, &clock),
                 _ => return,
             };
             let v = pipeline.borrow_mut().live_packet(unix_ns, ev.data, &state);
@@ -188,18 +164,33 @@ pub fn run(
             last_counters = *counters;
             let now = clock.to_unix_ns(mono_now());
             let at_end = shutdown.load(std::sync::atomic::Ordering::Relaxed);
-            for (k, s) in flows {
-                let st = twin_state(s, Some(&clock));
+            let flows: Vec<(TwinKey, FlowState)> = flows
+                .iter()
+                .map(|(k, s)| (*k, with_unix_times(s, &clock)))
+                .collect();
+            let ended = |st: &FlowState| {
                 let quiet = now.saturating_sub(st.last_ns[0].max(st.last_ns[1]));
                 let f = st.tcp_flags;
                 let closed = (f[0] | f[1]) & 0x04 != 0 || (f[0] & f[1]) & 0x01 != 0;
-                if !(at_end || quiet > idle_ns || (closed && quiet > linger_ns)) {
-                    continue;
+                quiet > idle_ns || (closed && quiet > linger_ns)
+            };
+            let mut out = Vec::new();
+            let mut p = pipeline.borrow_mut();
+            let gone = if at_end {
+                p.live_finish(now, &flows, &mut out);
+                Vec::new()
+            } else {
+                p.live_scan(now, &flows, ended, update_ns, &mut out)
+            };
+            drop(p);
+            for o in &out {
+                if matches!(o, Output::Tap(t) if t.state == RecordState::End) {
+                    reported += 1;
                 }
-                let rec = pipeline.borrow_mut().live_report(&twin_key(k), &st);
-                sink(&Output::Tap(Box::new(rec)));
-                reported += 1;
-                if !at_end && probe.forget_flow(k).is_err() {
+                sink(o);
+            }
+            for k in &gone {
+                if probe.forget_flow(k).is_err() {
                     map_errors.set(map_errors.get() + 1);
                 }
             }

@@ -24,7 +24,7 @@ use crate::qoe::session::{
 };
 use crate::qoe::{wants_headers, FlowKind, FlowQoe, FlowWindow};
 use crate::record::{flow_hash, flow_stats, stats_of, tap_record, FlowStatsEvent};
-use schemas::{AppSession, DetectionMethod, FlowStats, TapRecord};
+use schemas::{AppSession, DetectionMethod, FlowStats, RecordState, TapRecord};
 use serde::Serialize;
 
 /// Settings of the pipeline.
@@ -105,6 +105,11 @@ pub struct FlowUser {
     pub session: Option<(u64, String)>,
     /// Canonical key hash (set when the flow joins a session).
     pub flow_hash: u64,
+    /// Live path: tap records sent for the flow so far (the next one's `seq`) and when the
+    /// last one was, ns.
+    pub reports: u32,
+    /// Live path: time of the last update record, ns (0: none yet).
+    pub reported_ns: u64,
 }
 
 /// One line of output.
@@ -150,6 +155,11 @@ pub struct PipelineCounters {
     pub classified: u64,
     /// DNS cache addresses dropped because it was full.
     pub dns_evicted: u64,
+    /// Live path: periodic `update` tap records of active flows.
+    pub tap_updates: u64,
+    /// Live path: flows user space forgot because the kernel's map no longer held them
+    /// (LRU eviction under a full map; their counters went with them).
+    pub live_forgotten: u64,
 }
 
 /// The offline pipeline.
@@ -162,8 +172,9 @@ pub struct Pipeline {
     clock_ns: u64,
     next_sweep_ns: u64,
     next_stats_ns: u64,
-    /// Live path: what user space keeps per kernel flow.
-    live: std::collections::HashMap<TwinKey, FlowUser>,
+    /// Live path: what user space keeps per kernel flow, with the flow's kernel state as of its
+    /// last packet or scan.
+    live: std::collections::HashMap<TwinKey, Entry<FlowUser>>,
     /// Application sessions.
     sessions: Sessions,
     next_session_tick_ns: u64,
@@ -327,6 +338,18 @@ impl MemberFlows for TableView<'_> {
     }
 }
 
+/// The live path's flows as the session layer sees them.
+struct LiveView<'a>(&'a mut std::collections::HashMap<TwinKey, Entry<FlowUser>>);
+
+impl MemberFlows for LiveView<'_> {
+    fn stats(&self, k: &TwinKey, now_ns: u64) -> Option<FlowStats> {
+        self.0.get(k).map(|e| stats_of("", e, now_ns))
+    }
+    fn take_window(&mut self, k: &TwinKey, now_ns: u64) -> Option<FlowWindow> {
+        self.0.get_mut(k).map(|e| e.user.qoe.take_window(now_ns))
+    }
+}
+
 impl Pipeline {
     /// A pipeline with these settings and signatures.
     pub fn new(cfg: ProbeConfig, sigs: Signatures) -> Self {
@@ -428,7 +451,12 @@ impl Pipeline {
     pub fn live_packet(&mut self, ts_ns: u64, frame: &[u8], state: &FlowState) -> Option<u8> {
         self.clock_ns = self.clock_ns.max(ts_ns);
         let p = crate::flow::parse(frame, LinkType::Ethernet).ok()?;
-        let u = self.live.entry(p.key).or_default();
+        let e = self.live.entry(p.key).or_insert_with(|| Entry {
+            state: *state,
+            user: FlowUser::default(),
+        });
+        e.state = *state;
+        let u = &mut e.user;
         let ctx = UserCtx {
             sigs: &self.sigs,
             dns: &mut self.dns,
@@ -436,25 +464,123 @@ impl Pipeline {
             cfg: &self.cfg,
             clock_ns: self.clock_ns,
         };
-        let v = user_step(ctx, state, u, &p, ts_ns, Some((frame, frame.len())));
-        // The live loop does not publish sessions yet: keep the layer's queue from growing.
-        self.sessions.take_events().for_each(drop);
-        v
+        user_step(ctx, state, u, &p, ts_ns, Some((frame, frame.len())))
     }
 
-    /// Live path: the tap record of a flow the kernel holds (`state` from its flow map), for when
-    /// user space decides the flow has ended; forgets what user space kept about it.
-    pub fn live_report(&mut self, key: &TwinKey, state: &FlowState) -> TapRecord {
-        let e = Entry {
-            state: *state,
-            user: self.live.remove(key).unwrap_or_default(),
-        };
-        let r = tap_record(&self.cfg.tap_id, &self.sigs, key, &e);
-        self.counters.tap_records += 1;
-        if r.app.provider.is_some() {
-            self.counters.classified += 1;
+    /// Live path, every scan of the kernel's flow map (`flows`: every flow it holds, times
+    /// already in Unix ns) at `now_ns`: reports the flows `ended` says are over (state `end`,
+    /// with their last QoE window, into their session), an `update` record of every other flow
+    /// every `update_interval_ns` (0: never) with the QoE window since its last report,
+    /// `flow_stats` lines every `stats_interval_ns` for the flows active in the interval, and the
+    /// session layer's start / update / end reports. Returns the keys of the reported-and-ended
+    /// flows, for the caller to remove from the kernel's map. User-space state of flows the
+    /// kernel no longer holds (evicted from its LRU map) is dropped.
+    pub fn live_scan(
+        &mut self,
+        now_ns: u64,
+        flows: &[(TwinKey, FlowState)],
+        ended: impl Fn(&FlowState) -> bool,
+        update_interval_ns: u64,
+        out: &mut Vec<Output>,
+    ) -> Vec<TwinKey> {
+        self.clock_ns = self.clock_ns.max(now_ns);
+        let now = self.clock_ns;
+        let held: std::collections::HashSet<TwinKey> = flows.iter().map(|(k, _)| *k).collect();
+        let before = self.live.len();
+        self.live.retain(|k, _| held.contains(k));
+        self.counters.live_forgotten += (before - self.live.len()) as u64;
+        let stats_on = self.cfg.stats_interval_ns > 0;
+        let stats_due = stats_on && self.next_stats_ns != 0 && now >= self.next_stats_ns;
+        if stats_on && (self.next_stats_ns == 0 || stats_due) {
+            self.next_stats_ns = now.saturating_add(self.cfg.stats_interval_ns);
         }
-        r
+        let since = now.saturating_sub(self.cfg.stats_interval_ns);
+        let mut gone = Vec::new();
+        for (k, st) in flows {
+            let e = self.live.entry(*k).or_insert_with(|| Entry {
+                state: *st,
+                user: FlowUser::default(),
+            });
+            e.state = *st;
+            if ended(st) {
+                gone.push(*k);
+                continue;
+            }
+            let last = st.last_seen_ns();
+            if stats_due && last >= since {
+                out.push(Output::FlowStats(Box::new(flow_stats(
+                    &self.cfg.tap_id,
+                    k,
+                    e,
+                    now,
+                ))));
+                e.user.stats_mark = (st.bytes, now);
+                self.counters.flow_stats += 1;
+            }
+            let from = if e.user.reported_ns == 0 {
+                st.first_seen_ns()
+            } else {
+                e.user.reported_ns
+            };
+            if update_interval_ns > 0 && now.saturating_sub(from) >= update_interval_ns {
+                if let Some(r) = self.live_record(k, RecordState::Update, now) {
+                    self.counters.tap_updates += 1;
+                    out.push(Output::Tap(Box::new(r)));
+                }
+            }
+        }
+        for k in &gone {
+            let Some(r) = self.live_record(k, RecordState::End, now) else {
+                continue;
+            };
+            self.live.remove(k);
+            self.counters.tap_records += 1;
+            if r.app.provider.is_some() {
+                self.counters.classified += 1;
+            }
+            out.push(Output::Tap(Box::new(r)));
+        }
+        self.sessions.tick(now, &mut LiveView(&mut self.live));
+        self.drain_sessions(out);
+        gone
+    }
+
+    /// Live path at shutdown: every flow the kernel still holds reported as ended, then the
+    /// sessions closed.
+    pub fn live_finish(
+        &mut self,
+        now_ns: u64,
+        flows: &[(TwinKey, FlowState)],
+        out: &mut Vec<Output>,
+    ) {
+        self.live_scan(now_ns, flows, |_| true, 0, out);
+        self.sessions.finish(&mut LiveView(&mut self.live));
+        self.drain_sessions(out);
+    }
+
+    /// A live flow's tap record in `state`, with the QoE window since its last report (the
+    /// window is taken: the next report starts where this one ends).
+    fn live_record(&mut self, k: &TwinKey, state: RecordState, now: u64) -> Option<TapRecord> {
+        let e = self.live.get_mut(k)?;
+        let mut r = tap_record(&self.cfg.tap_id, &self.sigs, k, e);
+        let start = e.user.qoe.window_start_ns.max(e.state.first_seen_ns());
+        let end = match state {
+            RecordState::End => e.state.last_seen_ns().max(start),
+            _ => now.max(start),
+        };
+        let w = e.user.qoe.take_window(end);
+        r.qoe = window_qoe(r.app.app_type, &w, start, end, None);
+        r.state = state;
+        r.seq = e.user.reports;
+        e.user.reports = e.user.reports.saturating_add(1);
+        e.user.reported_ns = now;
+        r.set_record_id();
+        if let (RecordState::End, Some((h, _))) = (state, &e.user.session) {
+            // The flow's last window goes into its session before the flow is forgotten.
+            self.sessions.flow_ended(*h, k, &r.stats, &w, now);
+            e.user.session = None;
+        }
+        Some(r)
     }
 
     /// Moves the clock to `ts_ns` (never back): expires flows and writes `flow_stats` when due.

@@ -207,13 +207,82 @@ fn live_path_classifies_like_the_offline_path() {
         .iter()
         .map(|r| (r.key.client_port, r.app.provider.clone()))
         .collect();
-    let mut got: Vec<(u16, Option<String>)> = kernel
+    let held: Vec<(TwinKey, FlowState)> = kernel.iter().map(|(k, x)| (*k, x.state)).collect();
+    let mut lout = Vec::new();
+    live.live_finish(S + 10, &held, &mut lout);
+    assert!(taps(&lout).iter().all(|r| r.state == RecordState::End));
+    let mut got: Vec<(u16, Option<String>)> = taps(&lout)
         .iter()
-        .map(|(k, x)| live.live_report(k, &x.state))
         .map(|r| (r.key.client_port, r.app.provider.clone()))
         .collect();
     want.sort();
     got.sort();
     assert_eq!(got, want);
     assert!(got.contains(&(50000, Some("zoom".into()))));
+}
+
+/// Feeds `frames` (time, frame) through the twin standing in for the kernel and the live calls.
+fn live_feed(live: &mut Pipeline, kernel: &mut FlowTable<()>, frames: &[(u64, Vec<u8>)]) {
+    for (ts, f) in frames {
+        if let Outcome::Accounted(a) = kernel.account(*ts, f, LinkType::Ethernet) {
+            let key = a.parsed.key;
+            if let Some((_, cap)) = a.send {
+                let state = kernel.get(&key).map(|x| x.state).unwrap_or_default();
+                let v = live.live_packet(*ts, &f[..cap], &state);
+                if let (Some(v), Some(x)) = (v, kernel.get_mut(&key)) {
+                    x.state.verdict = v;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn live_scans_send_updates_flow_stats_and_one_end() {
+    let mut live = pipeline();
+    let mut kernel: FlowTable<()> = FlowTable::new(1024, SendConfig::default());
+    let held = |k: &FlowTable<()>| -> Vec<(TwinKey, FlowState)> {
+        k.iter().map(|(k, x)| (*k, x.state)).collect()
+    };
+    const SEC: u64 = 1_000_000_000;
+    const UPDATE: u64 = 30 * SEC;
+    // One UDP flow with a packet every 5 s for 60 s.
+    let frames: Vec<(u64, Vec<u8>)> = (0..13).map(|i| (S + i * 5 * SEC, udp(7000))).collect();
+    let never = |_: &FlowState| false;
+    let mut out = Vec::new();
+    // Scans every 10 s while the packets come.
+    let mut fed = 0;
+    for t in (10..=60).step_by(10) {
+        let now = S + t * SEC;
+        let upto = frames.iter().take_while(|(ts, _)| *ts <= now).count();
+        live_feed(&mut live, &mut kernel, &frames[fed..upto]);
+        fed = upto;
+        let gone = live.live_scan(now, &held(&kernel), never, UPDATE, &mut out);
+        assert!(gone.is_empty());
+    }
+    // Updates at 30 s and 60 s of the flow's life, with consecutive sequence numbers.
+    let ups: Vec<(RecordState, u32)> = taps(&out).iter().map(|r| (r.state, r.seq)).collect();
+    assert_eq!(ups, [(RecordState::Update, 0), (RecordState::Update, 1)]);
+    // flow_stats every 15 s of scan time once the first scan set the clock: at 30 and 50 s.
+    let stats = out
+        .iter()
+        .filter(|o| matches!(o, Output::FlowStats(_)))
+        .count();
+    assert_eq!(stats, 2);
+    assert_eq!(live.counters.tap_updates, 2);
+    // The flow ends: one `end` record, the next sequence number, and its key to forget.
+    out.clear();
+    let gone = live.live_scan(S + 70 * SEC, &held(&kernel), |_| true, UPDATE, &mut out);
+    assert_eq!(gone.len(), 1);
+    let ends: Vec<(RecordState, u32, u64)> = taps(&out)
+        .iter()
+        .map(|r| (r.state, r.seq, r.stats.total_packets))
+        .collect();
+    assert_eq!(ends, [(RecordState::End, 2, 13)]);
+    // A flow the kernel stopped holding (LRU eviction) is forgotten by user space too.
+    live_feed(&mut live, &mut kernel, &[(S + 71 * SEC, udp(7001))]);
+    out.clear();
+    live.live_scan(S + 72 * SEC, &[], never, UPDATE, &mut out);
+    assert!(taps(&out).is_empty());
+    assert_eq!(live.counters.live_forgotten, 1);
 }

@@ -58,9 +58,9 @@ pub struct Args {
     /// Tap id written into every record.
     #[arg(long, default_value = "offline")]
     tap_id: String,
-    /// Bytes of each packet user space sees while classifying (the kernel program's snap_len;
-    /// it honours at most 512).
-    #[arg(long, default_value_t = 256)]
+    /// Bytes of each packet user space sees while a flow is new or classifying (the kernel
+    /// program's snap_len; it honours at most 2048, a whole MTU-sized frame).
+    #[arg(long, default_value_t = enrich_probe::flow::DEFAULT_SNAP_LEN)]
     snap_len: u32,
     /// Packets of a new flow always sent to user space.
     #[arg(long, default_value_t = 8)]
@@ -74,6 +74,10 @@ pub struct Args {
     /// Seconds of capture time between flow_stats lines; 0: none.
     #[arg(long, default_value_t = 15)]
     stats_interval_secs: u64,
+    /// With --interface: seconds between `update` tap records of an active flow (its QoE window
+    /// since the last report); 0: one `end` record per flow. Offline, each flow is reported once.
+    #[arg(long, default_value_t = 30)]
+    update_secs: u64,
     /// Print TapRecords only (no flow_stats lines).
     #[arg(long)]
     no_flow_stats: bool,
@@ -225,6 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 scan_every: Duration::from_secs(args.scan_secs.max(1)),
                 idle_timeout: Duration::from_secs(args.idle_timeout_secs),
                 close_linger: Duration::from_secs(5),
+                update_interval: Duration::from_secs(args.update_secs),
             };
             live = Some(
                 enrich_probe::live::run(&mut pipeline, &lc, &shutdown, &mut emit)
