@@ -121,14 +121,14 @@ impl Exporters {
                     t.latest = c;
                 }
                 None => {
+                    // New to the list, hence to the collector, whose counters started at zero
+                    // with it: what it already counts happened since the previous sample.
                     let t = Track {
                         last_active_ms: (c.messages > 0).then_some(now_ms),
-                        samples: VecDeque::from([(
-                            now_ms,
-                            c.flow_records,
-                            c.errors,
-                            c.lost_estimate,
-                        )]),
+                        samples: VecDeque::from([
+                            (now_ms - 1000, 0, 0, 0),
+                            (now_ms, c.flow_records, c.errors, c.lost_estimate),
+                        ]),
                         latest: c,
                     };
                     self.map.insert(key, t);
@@ -264,6 +264,15 @@ mod tests {
         // It leaves the list (a closed TCP session): it leaves the table.
         e.observe(t0 + 81_000, vec![]);
         assert!(e.view(t0 + 81_000).is_empty());
+    }
+
+    #[test]
+    fn what_a_new_exporter_already_counts_is_recent() {
+        let mut e = Exporters::new(60);
+        e.observe(0, vec![c(5, 100, 2, 0)]);
+        let r = &e.view(0)[0];
+        assert_eq!(r.health, "warning", "{r:?}");
+        assert_eq!(r.records_per_s, 100.0);
     }
 
     #[test]
