@@ -4,8 +4,9 @@
 #   ./scripts/test.sh
 #
 # It installs what the tests need when it is missing (Debian packages: tshark, softflowd, nfdump,
-# pmacct, tcpreplay, libpcap-dev, jq, clang, a C++ compiler; cargo-fuzz; the Kafka-protocol
-# brokers tansu and noida-db and the Python Parquet readers, from PyPI), then runs: cargo fmt
+# pmacct, tcpreplay, libpcap-dev, jq, clang, a C++ compiler, chromium; cargo-fuzz; the
+# Kafka-protocol brokers tansu and noida-db, the Python Parquet readers, and the Compose
+# Specification's JSON Schema with Python's jsonschema, from PyPI), then runs: cargo fmt
 # --check, clippy with warnings as errors, every test of the workspace (unit, property, end to end
 # with the real peers), and a short smoke run of each fuzz target.
 #
@@ -42,6 +43,8 @@ declare -A need=(
     # the tap's kernel program (enrich-probe-ebpf/build.rs): BPF target, -mcpu=v3
     [clang-19]=clang-19
     [promtool]=prometheus
+    # tests/dashboard.rs loads the NOC page in headless Chromium
+    [chromium]=chromium
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -87,6 +90,21 @@ if [ "${SNF_NO_INSTALL:-0}" != 1 ]; then
     if ! PYTHONPATH=$py python3 -c 'import pyarrow, duckdb' 2>/dev/null; then
         step "pyarrow and duckdb (reading our Parquet in the tests)"
         python3 -m pip install -q --target "$py" pyarrow duckdb
+    fi
+    # The Compose Specification's JSON Schema (tests/compose.rs validates docker-compose.yml
+    # against it), as the check-jsonschema package vendors it; only the schema file is used.
+    cs=$HOME/.cache/supernetflow/compose-spec
+    if [ ! -f "$cs/check_jsonschema/builtin_schemas/vendor/compose-spec.json" ]; then
+        step "the Compose Specification schema (check-jsonschema, PyPI)"
+        rm -rf "$cs.tmp"
+        PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --no-deps --target "$cs.tmp" check-jsonschema==0.39.0
+        rm -rf "$cs"
+        mv "$cs.tmp" "$cs"
+    fi
+    js=$HOME/.cache/supernetflow/jsonschema
+    if ! PYTHONPATH=$js python3 -c 'import jsonschema' 2>/dev/null; then
+        step "Python jsonschema (validates docker-compose.yml)"
+        PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --target "$js" 'jsonschema>=4.18'
     fi
     spark=$HOME/.cache/supernetflow/pyspark
     if ! PYTHONPATH=$spark python3 -c 'import pyspark' 2>/dev/null; then

@@ -3,15 +3,22 @@
 //! copies, the ports against the default configuration, every `SNF__` variable against a real
 //! configuration key (`run --print-config` with it set), the commands' flags against the
 //! binary's own `--help`, and the tap's capabilities (exactly BPF, PERFMON, NET_ADMIN, nothing
-//! privileged). Not done: validation against the Compose Specification's JSON Schema (not
-//! available offline here).
+//! privileged) — and validated against the Compose Specification's JSON Schema.
+//!
+//! The schema is the one the `check-jsonschema` package (PyPI, a maintained JSON Schema CLI)
+//! vendors and keeps current (`check_jsonschema/builtin_schemas/vendor/compose-spec.json`, the
+//! Compose Specification's `compose-spec.json`, draft 2020-12). `scripts/test.sh` installs it
+//! into `~/.cache/supernetflow/compose-spec` (override: `SNF_COMPOSE_SCHEMA=FILE`), and Python's
+//! `jsonschema` validates with it (the validator the schema's `$schema` names). The YAML is read
+//! here (serde_norway) and handed over as JSON. A mutated copy of the file must fail.
 
 mod procs;
 
 use procs::bin;
 use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,6 +27,163 @@ fn root() -> &'static Path {
 fn compose() -> Value {
     let text = std::fs::read_to_string(root().join("docker-compose.yml")).expect("compose file");
     serde_norway::from_str(&text).expect("compose YAML")
+}
+
+/// Where `scripts/test.sh` puts the schema, or `$SNF_COMPOSE_SCHEMA`.
+fn schema_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SNF_COMPOSE_SCHEMA").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    Path::new(&home)
+        .join(".cache/supernetflow/compose-spec")
+        .join("check_jsonschema/builtin_schemas/vendor/compose-spec.json")
+}
+
+/// Validates a document against a JSON Schema with Python's `jsonschema`, using the draft the
+/// schema declares (the schema itself is checked first). Prints the validator on stderr.
+const VALIDATE_PY: &str = r#"
+import json, sys
+from jsonschema import validators
+schema = json.load(open(sys.argv[1]))
+doc = json.load(sys.stdin)
+cls = validators.validator_for(schema)
+cls.check_schema(schema)
+errors = sorted(cls(schema).iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+for e in errors:
+    print("/".join(str(p) for p in e.absolute_path) or "(root)", "--", e.message)
+from importlib.metadata import version
+print("jsonschema", version("jsonschema"), cls.__name__, file=sys.stderr)
+"#;
+
+/// The schema errors of `doc` (empty: valid), or `None` with a SKIPPED line when the schema or
+/// the validator is not installed.
+fn schema_errors(test: &str, doc: &Value) -> Option<Vec<String>> {
+    let schema = schema_path();
+    if !schema.is_file() {
+        procs::skip(
+            test,
+            &format!(
+                "the Compose Specification schema is not at {} (scripts/test.sh installs it: \
+                 pip install --no-deps --target ~/.cache/supernetflow/compose-spec \
+                 check-jsonschema==0.39.0)",
+                schema.display()
+            ),
+        );
+        return None;
+    }
+    // scripts/test.sh installs jsonschema here when python3 has none of its own.
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    let mut pythonpath = vec![Path::new(&home).join(".cache/supernetflow/jsonschema")];
+    if let Some(p) = std::env::var_os("PYTHONPATH") {
+        pythonpath.extend(std::env::split_paths(&p));
+    }
+    let mut child = match Command::new("python3")
+        .arg("-c")
+        .arg(VALIDATE_PY)
+        .arg(&schema)
+        .env(
+            "PYTHONPATH",
+            std::env::join_paths(pythonpath).expect("PYTHONPATH"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            procs::skip(test, &format!("python3 does not start: {e}"));
+            return None;
+        }
+    };
+    let input = serde_json::to_vec(doc).expect("JSON");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("write the document");
+    let out = child.wait_with_output().expect("python3");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() {
+        if stderr.contains("No module named 'jsonschema'") {
+            procs::skip(
+                test,
+                "Python's jsonschema is not installed (scripts/test.sh installs it: pip install \
+                 --target ~/.cache/supernetflow/jsonschema jsonschema)",
+            );
+            return None;
+        }
+        panic!("the validator failed: {stderr}");
+    }
+    eprintln!(
+        "{test}: validated by {} against {}",
+        stderr.trim(),
+        schema.display()
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+#[test]
+fn compose_file_is_valid_against_the_compose_specification_schema() {
+    const T: &str = "compose_file_is_valid_against_the_compose_specification_schema";
+    let Some(errors) = schema_errors(T, &compose()) else {
+        return;
+    };
+    assert!(
+        errors.is_empty(),
+        "docker-compose.yml does not follow the Compose Specification:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn a_broken_compose_file_fails_the_schema() {
+    const T: &str = "a_broken_compose_file_fails_the_schema";
+    // Each mutation of a copy, and a word its error must name.
+    type Mutation = (&'static str, fn(&mut Value), &'static str);
+    let mutations: [Mutation; 4] = [
+        (
+            "a misspelt service key",
+            |c| {
+                c["services"]["supernetflow"]["comand"] =
+                    c["services"]["supernetflow"]["command"].take()
+            },
+            "comand",
+        ),
+        (
+            "capabilities as a string, not a list",
+            |c| c["services"]["probe"]["cap_add"] = Value::from("BPF"),
+            "cap_add",
+        ),
+        (
+            "a port mapping that is neither a string, a number nor a mapping",
+            |c| c["services"]["supernetflow"]["ports"][0] = Value::from(true),
+            "ports",
+        ),
+        (
+            "an unknown top-level section",
+            |c| c["servicez"] = serde_json::json!({}),
+            "servicez",
+        ),
+    ];
+    for (what, mutate, word) in mutations {
+        let mut c = compose();
+        mutate(&mut c);
+        let Some(errors) = schema_errors(T, &c) else {
+            return;
+        };
+        assert!(
+            errors.iter().any(|e| e.contains(word)),
+            "{what}: the schema must refuse it, naming {word}; errors: {errors:?}"
+        );
+    }
 }
 
 fn strs(v: &Value) -> Vec<String> {

@@ -25,6 +25,8 @@ pub struct RunConfig {
     pub collector: CollectorConfig,
     /// The HTTP API.
     pub http: HttpConfig,
+    /// The NOC dashboard (`/dashboard`, `/api/v1/summary`).
+    pub dashboard: mediator::dashboard::DashboardConfig,
     /// The outputs.
     pub sinks: SinksConfig,
     /// The join of router flows with the taps' records.

@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! UDP/TCP listeners ─► decode loop ─► mediate ─► fan-out ─┬─► Parquet (./data/parquet) [default]
-//!  (routers' NetFlow/IPFIX,  │     (join: router flows ⨝    └─► Kafka (+ spool)  [when enabled]
-//!   the taps' IPFIX)         │      tap records → super_flows)
+//!  (routers' NetFlow/IPFIX,  │     (join: router flows ⨝    ├─► Kafka (+ spool)  [when enabled]
+//!   the taps' IPFIX)         │      tap records → super_flows)└─► dashboard (counters) [default]
 //!                            └─ status snapshot ─► HTTP API on 127.0.0.1:8080 (healthz, readyz,
-//!                                                  metrics, /api/v1/exporters)
+//!                                                  metrics, /api/v1/exporters, /api/v1/summary,
+//!                                                  /dashboard)
 //! ```
 //!
 //! Tables / topics written: `flow_records` (router flows as decoded), `tap_records` (what the taps
@@ -23,6 +24,8 @@ mod metrics;
 
 use anyhow::Context;
 use config::{RunConfig, SinkName};
+use mediator::dashboard::exporters::ExporterCounters;
+use mediator::dashboard::Dashboard;
 use mediator::fanout::{BatchSink, Fanout};
 use mediator::http::{ApiState, SinkReadiness};
 use mediator::sink::kafka::KafkaSink;
@@ -130,6 +133,26 @@ struct Report {
     parquet: Option<mediator::sink::parquet::ParquetMetricsSnapshot>,
 }
 
+/// The collector's exporters as the dashboard reads them.
+fn exporter_counters(s: &collector::status::StatusSnapshot) -> Vec<ExporterCounters> {
+    s.exporters
+        .iter()
+        .map(|e| ExporterCounters {
+            address: e.address,
+            transport: e.transport.to_string(),
+            port: e.port,
+            messages: e.stats.messages,
+            flow_records: e.stats.flow_records,
+            errors: e.stats.errors,
+            sequence_gaps: e.stats.sequence_gaps,
+            lost_estimate: e.stats.lost_estimate,
+            templates: e.templates.len() as u32,
+            sampling_interval: e.templates.iter().find_map(|t| t.sampling_interval),
+            last_error: e.last_error.clone(),
+        })
+        .collect()
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = effective_config(&args)?;
     if args.print_config {
@@ -163,6 +186,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if sinks.is_empty() {
         tracing::warn!("No sink is enabled: records are decoded and counted, then discarded");
     }
+    // The dashboard: one more lane, aggregating what the sinks get (served with the HTTP API).
+    let status = Arc::new(collector::status::Status::default());
+    let dashboard = if cfg.dashboard.enabled && cfg.http.enabled {
+        let st = status.clone();
+        let (dash, lane) = Dashboard::new(
+            &cfg.dashboard,
+            Some(Arc::new(move || exporter_counters(&st.snapshot()))),
+        );
+        sinks.push(Box::new(lane));
+        Some(dash)
+    } else {
+        None
+    };
     let fanout = Fanout::start(
         sinks,
         cfg.sinks.queue_batches,
@@ -172,7 +208,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stage_metrics = Arc::new(mediate::StageMetrics::default());
     let (stage, stage_thread) = mediate::start(cfg.join.clone(), fanout, stage_metrics.clone())
         .context("starting the mediation stage")?;
-    let status = Arc::new(collector::status::Status::default());
 
     // The HTTP API on its own small runtime.
     let mut http_addr = None;
@@ -209,7 +244,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }),
             refresh_metrics: Arc::new(move || metrics::refresh(&sources)),
         };
-        let router = mediator::http::router(&cfg.http, api, metrics::describe);
+        let summary = dashboard.map(|d| {
+            let stage = stage_metrics.clone();
+            Arc::new(move || d.summary(Some(&stage.join()))) as Arc<mediator::http::SummaryFn>
+        });
+        let router =
+            mediator::http::router_with_dashboard(&cfg.http, api, summary, metrics::describe);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
