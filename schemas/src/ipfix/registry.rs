@@ -186,14 +186,24 @@ const SUPER_IANA: &[IanaField] = &[
         "exporterIPv4Address",
         Alt::V6(131, "exporterIPv6Address"),
     ),
-    ("flow.observation_domain", 149, "observationDomainId", Alt::None),
+    (
+        "flow.observation_domain",
+        149,
+        "observationDomainId",
+        Alt::None,
+    ),
     (
         "flow.received_time_ms",
         258,
         "collectionTimeMilliseconds",
         Alt::None,
     ),
-    ("flow.flow_start_ms", 152, "flowStartMilliseconds", Alt::None),
+    (
+        "flow.flow_start_ms",
+        152,
+        "flowStartMilliseconds",
+        Alt::None,
+    ),
     ("flow.flow_end_ms", 153, "flowEndMilliseconds", Alt::None),
     (
         "flow.src_addr",
@@ -297,10 +307,7 @@ pub const RECORD_KIND_ID: u16 = 6;
 /// The code of a record kind in the record-kind element: its place in [`RecordKind::ALL`]
 /// (0 flow, 1 tap, 2 super-flow, 3 application session).
 pub fn kind_code(kind: RecordKind) -> u8 {
-    RecordKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(0) as u8
+    RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 
 /// Enterprise element ids ([`PEN`]) of every record kind's fields, by field path: a path names
@@ -522,12 +529,16 @@ fn build(
     });
     for (p, ..) in iana {
         if !out.iter().any(|e| e.path == *p) {
-            problems.push(format!("{p}: IANA element assigned but the record has no such field"));
+            problems.push(format!(
+                "{p}: IANA element assigned but the record has no such field"
+            ));
         }
     }
     for d in derived {
         if !all.iter().any(|p| p.as_str() == *d) {
-            problems.push(format!("{d}: listed as derived but the record has no such field"));
+            problems.push(format!(
+                "{d}: listed as derived but the record has no such field"
+            ));
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -563,9 +574,7 @@ fn element_of(
     };
     if let Some((_, id, name, alt)) = iana.iter().find(|(p, ..)| *p == path) {
         let (ty, form) = match (t, alt) {
-            (Ty::Ip, Alt::V6(v6_id, _)) => {
-                (IeType::Ipv4Address, Form::Address { v6_id: *v6_id })
-            }
+            (Ty::Ip, Alt::V6(v6_id, _)) => (IeType::Ipv4Address, Form::Address { v6_id: *v6_id }),
             (Ty::List(_), _) => return Err("a list cannot be an IANA element".into()),
             (Ty::Enum(_), Alt::Codes(codes)) => (IeType::Unsigned8, Form::Codes(*codes)),
             (t, Alt::Family(v6_id, _, of)) => (
@@ -790,7 +799,10 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for (p, id) in IDS {
             assert!(seen.insert(*id), "id {id} given twice");
-            assert!(by_id.contains_key(id), "{p} ({id}) is used by no record kind");
+            assert!(
+                by_id.contains_key(id),
+                "{p} ({id}) is used by no record kind"
+            );
         }
     }
 }

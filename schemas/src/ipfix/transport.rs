@@ -13,7 +13,7 @@
 //! Blocking std sockets, with bounded connect and write timeouts: the callers run it on a thread
 //! of their own.
 
-use super::encode::{EncoderCounters, EncoderConfig};
+use super::encode::{EncoderConfig, EncoderCounters};
 use super::registry::RegistryError;
 use super::Encoder;
 use crate::kind::RecordKind;
