@@ -576,14 +576,8 @@ fn element_of(
         let (ty, form) = match (t, alt) {
             (Ty::Ip, Alt::V6(v6_id, _)) => (IeType::Ipv4Address, Form::Address { v6_id: *v6_id }),
             (Ty::List(_), _) => return Err("a list cannot be an IANA element".into()),
-            (Ty::Enum(_), Alt::Codes(codes)) => (IeType::Unsigned8, Form::Codes(*codes)),
-            (t, Alt::Family(v6_id, _, of)) => (
-                typed(t)?.0,
-                Form::Family {
-                    v6_id: *v6_id,
-                    of: *of,
-                },
-            ),
+            (Ty::Enum(_), Alt::Codes(codes)) => (IeType::Unsigned8, Form::Codes(codes)),
+            (t, Alt::Family(v6_id, _, of)) => (typed(t)?.0, Form::Family { v6_id: *v6_id, of }),
             (t, Alt::None) => typed(t)?,
             (t, alt) => return Err(format!("{alt:?} does not fit a {t:?}")),
         };
