@@ -12,7 +12,6 @@
 //! The figures (records, bytes per exported super-flow) are printed; no timing is asserted.
 
 mod procs;
-#[allow(dead_code)]
 mod support;
 
 use procs::run::{read_table, Run};
@@ -36,10 +35,13 @@ fn metric(page: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// Datagrams received, with their source.
+type Datagrams = Vec<(SocketAddr, Vec<u8>)>;
+
 /// A collector that keeps every datagram (with its source) for a pcap.
 struct Catcher {
     addr: SocketAddr,
-    got: Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>,
+    got: Arc<Mutex<Datagrams>>,
     last: Arc<Mutex<Instant>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -74,7 +76,7 @@ impl Catcher {
     }
 
     /// Waits until nothing arrived for `quiet`, then stops and returns the datagrams.
-    fn finish(mut self, quiet: Duration) -> Vec<(SocketAddr, Vec<u8>)> {
+    fn finish(mut self, quiet: Duration) -> Datagrams {
         wait_until(Duration::from_secs(20), || {
             self.last.lock().expect("lock").elapsed() >= quiet
         });
