@@ -9,7 +9,10 @@
 //!     equals the `super_flows` Parquet rows, record for record;
 //! (b) pmacct's nfacctd (print plugin, JSON to a file): its per-flow rows, packets and bytes equal
 //!     ours on the 5-tuple.
-//! The figures (records, bytes per exported super-flow) are printed; no timing is asserted.
+//! A second test replays a Zoom capture: the tap's application session reports reach
+//! `app_sessions`, each with the router totals (octets, packets, records) of the super-flows of
+//! its member flows. The figures (records, bytes per exported super-flow) are printed; no timing
+//! is asserted.
 
 mod procs;
 mod support;
@@ -37,6 +40,35 @@ fn metric(page: &str, name: &str) -> Option<f64> {
 
 /// Datagrams received, with their source.
 type Datagrams = Vec<(SocketAddr, Vec<u8>)>;
+
+/// `promtool check metrics` on the page, when promtool is installed (the lint `run_e2e` uses).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let Some(promtool) = procs::find_tool("promtool") else {
+        procs::skip(T, "promtool not installed: metrics lint skipped");
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// A collector that keeps every datagram (with its source) for a pcap.
 struct Catcher {
@@ -211,6 +243,7 @@ fn super_flows_reexported_as_ipfix_decode_in_tshark_and_nfacctd() {
             page.contains("snf_ipfix_records_sent_total{collector="),
             "IPFIX sink metrics in /metrics"
         );
+        promtool_check(&page);
     }) else {
         return;
     };
@@ -229,6 +262,7 @@ fn super_flows_reexported_as_ipfix_decode_in_tshark_and_nfacctd() {
     let datagrams = catcher.finish(Duration::from_millis(800));
     assert_eq!(datagrams.len() as u64, msgs, "every message arrived");
     let cap = work.path().join("reexport.pcap");
+    // SNF_KEEP_PCAP=FILE keeps a copy of the capture for a look in Wireshark.
     let keep = std::env::var_os("SNF_KEEP_PCAP");
     write_pcap(&cap, "127.0.0.1:4739".parse().expect("addr"), &datagrams);
     if let Some(k) = keep {
