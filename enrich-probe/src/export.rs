@@ -1,181 +1,78 @@
-//! Sending tap records to a collector as IPFIX ([`schemas::ipfix`]: the enterprise elements and
-//! the encoder live with the record model, so the collector side decodes with the same registry).
+//! Sending the tap's records to a collector as IPFIX: tap records, and application session
+//! reports on a socket of their own (their own transport session, so the two kinds' template ids
+//! cannot clash). The elements, the encoder and the sockets live with the record model
+//! ([`schemas::ipfix`], [`schemas::ipfix::transport`]), so the collector side decodes with the
+//! same registry and the mediator's IPFIX sink sends the same way.
 //!
 //! Over TCP (the default: RFC 7011 §10.4, reliable, templates sent once per connection) or UDP
 //! (templates resent every 10 s of export time; a datagram the collector's socket drops is lost,
 //! which its drop counters show). A broken TCP connection is re-opened once per send, with the
 //! templates sent again; records of a send that fails after that are counted as failed.
 
-use schemas::ipfix::{encode::EncoderCounters, Encoder, EncoderConfig};
-use schemas::{RecordKind, TapRecord};
-use serde::Serialize;
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::time::Duration;
+use schemas::ipfix::transport::{encoder_config, Exporter};
+use schemas::{AppSession, RecordKind, TapRecord};
+use std::net::SocketAddr;
 
-/// Transport to the collector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// IPFIX over TCP.
-    Tcp,
-    /// IPFIX over UDP.
-    Udp,
-}
+pub use schemas::ipfix::transport::{ExportCounters, ExportError, Transport};
 
-/// Counters of an exporter.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ExportCounters {
-    /// The encoder's counters (messages, records, templates, failures).
-    pub encoder: EncoderCounters,
-    /// Bytes of IPFIX messages sent.
-    pub bytes_sent: u64,
-    /// Messages that could not be sent.
-    pub send_failed: u64,
-    /// TCP connections re-opened after a failure.
-    pub reconnects: u64,
-}
-
-/// Why the exporter could not start or send.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    /// Connecting or sending failed.
-    #[error("IPFIX export to {0}: {1}")]
-    Io(SocketAddr, #[source] std::io::Error),
-    /// The record registry is broken (a build problem).
-    #[error(transparent)]
-    Registry(#[from] schemas::ipfix::registry::RegistryError),
-}
-
-enum Sock {
-    Tcp(TcpStream),
-    Udp(UdpSocket),
-}
-
-/// An IPFIX exporter of tap records to one collector.
+/// An IPFIX exporter of a tap's records to one collector.
+#[derive(Debug)]
 pub struct IpfixExporter {
-    to: SocketAddr,
-    transport: Transport,
-    enc: Encoder,
-    sock: Sock,
-    /// Counters.
-    pub counters: ExportCounters,
+    taps: Exporter,
+    sessions: Exporter,
 }
 
-impl std::fmt::Debug for IpfixExporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IpfixExporter")
-            .field("to", &self.to)
-            .field("transport", &self.transport)
-            .finish()
-    }
-}
-
-fn open(to: SocketAddr, transport: Transport) -> Result<Sock, ExportError> {
-    let io = |e| ExportError::Io(to, e);
-    Ok(match transport {
-        Transport::Tcp => {
-            let s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).map_err(io)?;
-            s.set_nodelay(true).map_err(io)?;
-            s.set_write_timeout(Some(Duration::from_secs(10)))
-                .map_err(io)?;
-            Sock::Tcp(s)
-        }
-        Transport::Udp => {
-            let bind: SocketAddr = if to.is_ipv4() {
-                "0.0.0.0:0"
-                    .parse()
-                    .map_err(|_| io(std::io::ErrorKind::InvalidInput.into()))?
-            } else {
-                "[::]:0"
-                    .parse()
-                    .map_err(|_| io(std::io::ErrorKind::InvalidInput.into()))?
-            };
-            let s = UdpSocket::bind(bind).map_err(io)?;
-            s.connect(to).map_err(io)?;
-            Sock::Udp(s)
-        }
-    })
+/// The counters of both kinds.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExportReport {
+    /// Tap records.
+    pub taps: ExportCounters,
+    /// Application session reports.
+    pub sessions: ExportCounters,
 }
 
 impl IpfixExporter {
     /// Connects (TCP) or prepares (UDP) an exporter to `to`, with `domain` as observation domain.
     pub fn new(to: SocketAddr, transport: Transport, domain: u32) -> Result<Self, ExportError> {
-        let cfg = match transport {
-            Transport::Tcp => EncoderConfig {
-                observation_domain: domain,
-                max_message: 16_384,
-                template_refresh_ms: 0,
-            },
-            Transport::Udp => EncoderConfig {
-                observation_domain: domain,
-                ..EncoderConfig::default()
-            },
-        };
-        Ok(IpfixExporter {
-            to,
-            transport,
-            enc: Encoder::new(RecordKind::Tap, cfg)?,
-            sock: open(to, transport)?,
-            counters: ExportCounters::default(),
-        })
+        let cfg = encoder_config(transport, domain, 10_000);
+        let mut taps = Exporter::connect(RecordKind::Tap, to, transport, cfg.clone())?;
+        // The session socket opens with its first report (most flows belong to no session).
+        let mut sessions = Exporter::lazy(RecordKind::AppSession, to, transport, cfg)?;
+        // A probe replaying a capture retries a dropped connection at once.
+        taps.retry_after = std::time::Duration::ZERO;
+        sessions.retry_after = std::time::Duration::ZERO;
+        Ok(IpfixExporter { taps, sessions })
     }
 
-    /// Encodes and sends `records` with export time `export_ms` (UTC ms). Records that cannot be
-    /// encoded are counted and logged, not sent; a send that fails after one reconnect is an error.
+    /// Encodes and sends tap `records` with export time `export_ms` (UTC ms). Records that cannot
+    /// be encoded are counted and logged, not sent; a send that fails after one reconnect is an
+    /// error.
     pub fn send(&mut self, records: &[TapRecord], export_ms: i64) -> Result<(), ExportError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let enc = self.enc.encode(records, export_ms);
-        for e in enc.errors.iter().take(3) {
+        let errors = self.taps.send(records, export_ms)?;
+        for e in errors.iter().take(3) {
             tracing::warn!(error = %e, "Tap record not exported");
         }
-        for (i, m) in enc.messages.iter().enumerate() {
-            let Err(e) = self.write(m) else {
-                continue;
-            };
-            if self.transport == Transport::Udp {
-                self.counters.send_failed += 1;
-                continue;
-            }
-            // TCP: a new session knows no templates. Re-open once, and send the rest of the
-            // batch again from this message's first record, with its templates.
-            tracing::warn!(error = %e, to = %self.to, "IPFIX/TCP send failed; reconnecting");
-            self.counters.reconnects += 1;
-            self.sock = open(self.to, self.transport)?;
-            self.enc.resend_templates();
-            let from = enc.first_record.get(i).copied().unwrap_or(records.len());
-            let again = self.enc.encode(&records[from..], export_ms);
-            for m in &again.messages {
-                if let Err(e) = self.write(m) {
-                    self.counters.send_failed += 1;
-                    self.counters.encoder = self.enc.counters.clone();
-                    return Err(e);
-                }
-            }
-            break;
-        }
-        self.counters.encoder = self.enc.counters.clone();
         Ok(())
     }
 
-    fn write(&mut self, m: &[u8]) -> Result<(), ExportError> {
-        let r = match &mut self.sock {
-            Sock::Tcp(s) => s.write_all(m),
-            Sock::Udp(s) => s.send(m).map(|_| ()),
-        };
-        r.map_err(|e| ExportError::Io(self.to, e))?;
-        self.counters.bytes_sent += m.len() as u64;
+    /// Encodes and sends application session reports, like [`IpfixExporter::send`].
+    pub fn send_sessions(
+        &mut self,
+        records: &[AppSession],
+        export_ms: i64,
+    ) -> Result<(), ExportError> {
+        let errors = self.sessions.send(records, export_ms)?;
+        for e in errors.iter().take(3) {
+            tracing::warn!(error = %e, "Session report not exported");
+        }
         Ok(())
     }
 
-    /// Flushes and closes the connection; returns the counters.
-    pub fn close(mut self) -> ExportCounters {
-        if let Sock::Tcp(s) = &mut self.sock {
-            let _ = s.flush();
-            let _ = s.shutdown(std::net::Shutdown::Write);
+    /// Flushes and closes the connections; returns the counters.
+    pub fn close(self) -> ExportReport {
+        ExportReport {
+            taps: self.taps.close(),
+            sessions: self.sessions.close(),
         }
-        self.counters.encoder = self.enc.counters.clone();
-        self.counters
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`sink`]: the outputs: [`sink::parquet`], [`sink::kafka`] (with its on-disk [`sink::spool`]),
-//!   and [`sink::records`], which adapts them to batches of any record kind ([`sink::records::AnyRecord`]).
+//!   [`sink::ipfix`] (re-export to IPFIX collectors), and [`sink::records`], which adapts them to batches of any record kind ([`sink::records::AnyRecord`]).
 //! - [`fanout`]: runs the sinks concurrently, each on its own thread behind a bounded queue, with
 //!   back-pressure counted.
 //! - [`http`]: the HTTP API (health, readiness, Prometheus metrics, exporters, the dashboard).

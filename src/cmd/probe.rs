@@ -125,7 +125,10 @@ struct Report {
     offline: enrich_probe::offline::OfflineReport,
     /// The live path's counters (--interface).
     live: Option<enrich_probe::live::LiveReport>,
+    /// Tap records exported (--export).
     export: Option<enrich_probe::export::ExportCounters>,
+    /// Application session reports exported (--export).
+    export_sessions: Option<enrich_probe::export::ExportCounters>,
     /// IPFIX bytes sent per byte of mirrored traffic (the capture's original frame lengths).
     export_ratio: Option<f64>,
 }
@@ -177,17 +180,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let with_stats = !args.no_flow_stats;
     let live_mode = args.interface.is_some();
     let mut pending: Vec<schemas::TapRecord> = Vec::new();
+    let mut pending_sessions: Vec<schemas::AppSession> = Vec::new();
     let mut export_error: Option<enrich_probe::export::ExportError> = None;
     let mut write_error: Option<enrich_probe::ProbeError> = None;
     let mut emit = |o: &enrich_probe::Output| {
-        if let (Some(x), enrich_probe::Output::Tap(t)) = (&mut exporter, o) {
-            pending.push(t.as_ref().clone());
-            if pending.len() >= EXPORT_BATCH && export_error.is_none() {
-                if let Err(e) = x.send(&pending, now_ms()) {
-                    export_error = Some(e);
+        match (&mut exporter, o) {
+            (Some(x), enrich_probe::Output::Tap(t)) => {
+                pending.push(t.as_ref().clone());
+                if pending.len() >= EXPORT_BATCH && export_error.is_none() {
+                    if let Err(e) = x.send(&pending, now_ms()) {
+                        export_error = Some(e);
+                    }
+                    pending.clear();
                 }
-                pending.clear();
             }
+            (Some(x), enrich_probe::Output::Session(s)) => {
+                // Sessions after the tap records sent so far, so that the collector knows the
+                // member flows (the tap records' `session_id`) before the report.
+                pending_sessions.push(s.as_ref().clone());
+                if pending_sessions.len() >= EXPORT_BATCH && export_error.is_none() {
+                    let r = x
+                        .send(&pending, now_ms())
+                        .and_then(|()| x.send_sessions(&pending_sessions, now_ms()));
+                    if let Err(e) = r {
+                        export_error = Some(e);
+                    }
+                    pending.clear();
+                    pending_sessions.clear();
+                }
+            }
+            _ => {}
         }
         if format == Format::Jsonl && write_error.is_none() {
             let r = write_jsonl(&mut w, o, with_stats).and_then(|()| {
@@ -251,19 +273,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(e) = export_error {
         return Err(e).context("probe --export");
     }
-    let export = match exporter {
-        None => None,
+    let (export, export_sessions) = match exporter {
+        None => (None, None),
         Some(mut x) => {
             x.send(&pending, now_ms()).context("probe --export")?;
-            let c = x.close();
+            x.send_sessions(&pending_sessions, now_ms())
+                .context("probe --export")?;
+            let r = x.close();
+            let c = r.taps;
             tracing::info!(
                 records = c.encoder.records,
                 messages = c.encoder.messages,
                 bytes = c.bytes_sent,
                 failed = c.encoder.records_failed + c.send_failed,
+                sessions = r.sessions.encoder.records,
                 "IPFIX export finished"
             );
-            Some(c)
+            (Some(c), Some(r.sessions))
         }
     };
     let report = Report {
@@ -273,6 +299,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|c| c.bytes_sent as f64 / (offline.capture.wire_bytes.max(1)) as f64),
         offline,
         export,
+        export_sessions,
     };
     tracing::info!(
         frames = report.offline.capture.frames,

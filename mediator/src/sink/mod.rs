@@ -1,6 +1,7 @@
 //! Outputs of the mediator ("sinks"). Each sink takes already-serialized records one at a time.
 
 pub mod avro;
+pub mod ipfix;
 pub mod kafka;
 pub mod parquet;
 pub mod records;

@@ -1,21 +1,25 @@
-//! Tap records back from IPFIX: a collector decodes the tap's messages like any exporter's into
-//! [`FlowRecord`]s (the IANA elements in their columns, the enterprise elements — unknown to its
-//! IPFIX library — as hex [`crate::Extension`]s); [`tap_record_from_flow`] turns such a record back
-//! into the [`TapRecord`] it was encoded from.
+//! Super-NetFlow records back from IPFIX: a collector decodes our messages like any exporter's
+//! into [`FlowRecord`]s (the IANA elements in their columns or as typed extensions, the enterprise
+//! elements — unknown to its IPFIX library — as hex [`crate::Extension`]s); [`record_kind`] tells
+//! which kind such a record is (the record-kind element, or the tap's marker for taps that do not
+//! send it) and [`record_from_flow`] turns it back into the record it was encoded from.
 
 use super::encode::lookup;
-use super::registry::{registry, Form, IeType, InfoElement, RegistryError};
+use super::registry::{registry, Form, IeType, InfoElement, RegistryError, RECORD_KIND_ID};
 use super::PEN;
 use crate::ext::ExtValue;
-use crate::flow::FlowRecord;
-use crate::kind::RecordKind;
+use crate::flow::{FlowRecord, TimeSource};
+use crate::kind::{hash_id, RecordKind};
+use crate::session::AppSession;
+use crate::super_flow::SuperFlow;
 use crate::tap::TapRecord;
 use serde_json::{Map, Number, Value};
 
-/// Element id of `tap_id`, whose presence marks a record as a tap record.
+/// Element id of `tap_id`, whose presence marks a record as a tap record when it carries no
+/// record-kind element.
 pub const TAP_MARKER_ID: u16 = 2;
 
-/// Why a record that carries the tap's marker could not be turned into a tap record.
+/// Why a record that carries our elements could not be turned back into its record.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The registry is broken (a build problem, not an input one).
@@ -31,35 +35,133 @@ pub enum DecodeError {
         /// What is wrong.
         what: String,
     },
-    /// The fields do not make a tap record (a required field is missing).
-    #[error("not a complete tap record: {0}")]
-    Record(#[from] serde_json::Error),
+    /// The fields do not make a record (a required field is missing).
+    #[error("not a complete {kind} record: {source}")]
+    Record {
+        /// The kind the record said it was.
+        kind: RecordKind,
+        /// What serde found missing or wrong.
+        source: serde_json::Error,
+    },
 }
 
-/// True when `f` came from a tap's export (it carries the tap-id element of [`PEN`]).
+/// A record decoded back from IPFIX.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A tap record.
+    Tap(Box<TapRecord>),
+    /// A super-flow.
+    Super(Box<SuperFlow>),
+    /// An application session.
+    Session(Box<AppSession>),
+}
+
+/// The kind of Super-NetFlow record `f` carries: the record-kind element of [`PEN`], else the
+/// tap's marker (taps that predate the record-kind element); `None` for anyone else's flow (or a
+/// kind code we do not know).
+pub fn record_kind(f: &FlowRecord) -> Option<RecordKind> {
+    let mut marker = false;
+    for x in f.extensions.iter().filter(|x| x.pen == PEN) {
+        if x.id == RECORD_KIND_ID {
+            let ExtValue::Hex(h) = &x.value else {
+                return None;
+            };
+            let code = hex_bytes(h).filter(|b| b.len() == 1)?[0];
+            return match RecordKind::ALL.get(usize::from(code)) {
+                Some(RecordKind::Flow) | None => None,
+                Some(k) => Some(*k),
+            };
+        }
+        marker |= x.id == TAP_MARKER_ID;
+    }
+    marker.then_some(RecordKind::Tap)
+}
+
+/// True when `f` came from a tap's export.
 pub fn is_tap_record(f: &FlowRecord) -> bool {
-    f.extensions
-        .iter()
-        .any(|x| x.pen == PEN && x.id == TAP_MARKER_ID)
+    record_kind(f) == Some(RecordKind::Tap)
+}
+
+/// The record a collector's `FlowRecord` was encoded from; `None` when `f` is not one of ours.
+pub fn record_from_flow(f: &FlowRecord) -> Option<Result<Decoded, DecodeError>> {
+    Some(match record_kind(f)? {
+        RecordKind::Tap => decode_tap(f).map(|r| Decoded::Tap(Box::new(r))),
+        RecordKind::SuperFlow => decode_super(f).map(|r| Decoded::Super(Box::new(r))),
+        RecordKind::AppSession => decode_session(f).map(|r| Decoded::Session(Box::new(r))),
+        RecordKind::Flow => return None,
+    })
 }
 
 /// The tap record a collector's `FlowRecord` was encoded from; `None` when `f` is not from a tap.
 pub fn tap_record_from_flow(f: &FlowRecord) -> Option<Result<TapRecord, DecodeError>> {
-    if !is_tap_record(f) {
-        return None;
-    }
-    Some(decode(f))
+    is_tap_record(f).then(|| decode_tap(f))
 }
 
-fn decode(f: &FlowRecord) -> Result<TapRecord, DecodeError> {
-    let reg = registry(RecordKind::Tap)?;
+/// The super-flow a collector's `FlowRecord` was encoded from; `None` when `f` is not one.
+pub fn super_flow_from_flow(f: &FlowRecord) -> Option<Result<SuperFlow, DecodeError>> {
+    (record_kind(f) == Some(RecordKind::SuperFlow)).then(|| decode_super(f))
+}
+
+/// The application session a collector's `FlowRecord` was encoded from; `None` when `f` is not
+/// one.
+pub fn app_session_from_flow(f: &FlowRecord) -> Option<Result<AppSession, DecodeError>> {
+    (record_kind(f) == Some(RecordKind::AppSession)).then(|| decode_session(f))
+}
+
+fn decode_tap(f: &FlowRecord) -> Result<TapRecord, DecodeError> {
+    let mut root = fields(RecordKind::Tap, f)?;
+    // Derived fields, recomputed below.
+    set(&mut root, "record_id", Value::String(String::new()));
+    set(&mut root, "key.flow_key", Value::String(String::new()));
+    let mut t: TapRecord = typed(RecordKind::Tap, root)?;
+    t.key.set_flow_key();
+    t.set_record_id();
+    Ok(t)
+}
+
+fn decode_super(f: &FlowRecord) -> Result<SuperFlow, DecodeError> {
+    let mut root = fields(RecordKind::SuperFlow, f)?;
+    for p in ["record_id", "enrichment_status", "app_type"] {
+        // Placeholders of the derived columns (any valid value), set from the record below.
+        let v = match p {
+            "enrichment_status" => "unmatched",
+            "app_type" => "unknown",
+            _ => "",
+        };
+        set(&mut root, p, Value::String(v.into()));
+    }
+    let mut s: SuperFlow = typed(RecordKind::SuperFlow, root)?;
+    s.flow.set_flow_key();
+    s.record_id = s.flow.record_id.clone();
+    s.sync_columns();
+    Ok(s)
+}
+
+fn decode_session(f: &FlowRecord) -> Result<AppSession, DecodeError> {
+    let mut root = fields(RecordKind::AppSession, f)?;
+    set(&mut root, "record_id", Value::String(String::new()));
+    let mut s: AppSession = typed(RecordKind::AppSession, root)?;
+    s.record_id = hash_id(&[s.session_id.as_bytes(), &s.seq.to_be_bytes()]);
+    Ok(s)
+}
+
+fn typed<T: serde::de::DeserializeOwned>(kind: RecordKind, v: Value) -> Result<T, DecodeError> {
+    serde_json::from_value(v).map_err(|source| DecodeError::Record { kind, source })
+}
+
+/// The record's fields, as the JSON form, from the elements present.
+fn fields(kind: RecordKind, f: &FlowRecord) -> Result<Value, DecodeError> {
+    let reg = registry(kind)?;
     let mut root = Value::Object(Map::new());
     for e in reg {
+        if e.form == Form::RecordKind {
+            continue;
+        }
         if !e.solid_parent.is_empty() && lookup(&root, &e.solid_parent).is_none() {
             set(&mut root, &e.solid_parent, Value::Object(Map::new()));
         }
         let v = if e.pen == 0 {
-            iana_value(e, f)
+            iana_value(e, f)?
         } else {
             match f.extensions.iter().find(|x| x.pen == e.pen && x.id == e.id) {
                 None => None,
@@ -70,30 +172,86 @@ fn decode(f: &FlowRecord) -> Result<TapRecord, DecodeError> {
             set(&mut root, &e.path, v);
         }
     }
-    // Derived fields, recomputed below.
-    set(&mut root, "record_id", Value::String(String::new()));
-    set(&mut root, "key.flow_key", Value::String(String::new()));
-    let mut t: TapRecord = serde_json::from_value(root)?;
-    t.key.set_flow_key();
-    t.set_record_id();
-    Ok(t)
+    Ok(root)
 }
 
-/// The value of an IANA element, read back from the column the collector put it in.
-fn iana_value(e: &InfoElement, f: &FlowRecord) -> Option<Value> {
+/// The value of an IANA element, read back from the column the collector put it in, or from its
+/// typed extension when it has no column.
+fn iana_value(e: &InfoElement, f: &FlowRecord) -> Result<Option<Value>, DecodeError> {
     let skew = f.clock_skew_ms.unwrap_or(0);
-    match e.id {
-        8 | 27 => f.src_addr.map(|a| Value::String(a.to_string())),
-        12 | 28 => f.dst_addr.map(|a| Value::String(a.to_string())),
+    // The collector fills missing times from the export time; only sent ones are the record's.
+    let sent_time = f.time_source == TimeSource::Absolute;
+    let ip = |a: Option<std::net::IpAddr>| a.map(|a| Value::String(a.to_string()));
+    Ok(match e.id {
+        8 | 27 => ip(f.src_addr),
+        12 | 28 => ip(f.dst_addr),
         7 => f.src_port.map(Value::from),
         11 => f.dst_port.map(Value::from),
         4 => f.protocol.map(Value::from),
         58 => f.src_vlan.map(Value::from),
+        59 => f.dst_vlan.map(Value::from),
         // The collector shifts times by the exporter's clock skew when it corrects it.
-        152 => f.flow_start_ms.map(|t| Value::from(t + skew)),
-        153 => f.flow_end_ms.map(|t| Value::from(t + skew)),
-        _ => None,
-    }
+        152 => f
+            .flow_start_ms
+            .filter(|_| sent_time)
+            .map(|t| Value::from(t + skew)),
+        153 => f
+            .flow_end_ms
+            .filter(|_| sent_time)
+            .map(|t| Value::from(t + skew)),
+        1 => f.octets_exported.map(Value::from),
+        2 => f.packets_exported.map(Value::from),
+        5 => f.tos.map(Value::from),
+        6 => f.tcp_flags.map(Value::from),
+        10 => f.input_interface.map(Value::from),
+        14 => f.output_interface.map(Value::from),
+        234 => f.ingress_vrf.map(Value::from),
+        235 => f.egress_vrf.map(Value::from),
+        16 => f.src_as.map(Value::from),
+        17 => f.dst_as.map(Value::from),
+        9 | 29 => f.src_mask.map(Value::from),
+        13 | 30 => f.dst_mask.map(Value::from),
+        15 | 62 => ip(f.next_hop),
+        18 | 63 => ip(f.bgp_next_hop),
+        176 | 178 => f.icmp_type.map(Value::from),
+        177 | 179 => f.icmp_code.map(Value::from),
+        136 => f.flow_end_reason.map(Value::from),
+        61 => match f.direction {
+            None => None,
+            Some(d) => Some(serde_json::to_value(d).map_err(|x| DecodeError::Value {
+                name: e.name.clone(),
+                path: e.path.clone(),
+                what: x.to_string(),
+            })?),
+        },
+        _ => {
+            let alt = match e.form {
+                Form::Address { v6_id } | Form::Family { v6_id, .. } => Some(v6_id),
+                _ => None,
+            };
+            let Some(x) = f
+                .extensions
+                .iter()
+                .find(|x| x.pen == 0 && (x.id == e.id || Some(x.id) == alt))
+            else {
+                return Ok(None);
+            };
+            Some(match &x.value {
+                ExtValue::Unsigned(n) => Value::from(*n),
+                ExtValue::Signed(n) | ExtValue::TimeMs(n) => Value::from(*n),
+                ExtValue::Float(n) => Number::from_f64(*n).map_or(Value::Null, Value::Number),
+                ExtValue::Bool(b) => Value::Bool(*b),
+                ExtValue::String(s) | ExtValue::Address(s) => Value::String(s.clone()),
+                ExtValue::Hex(h) => {
+                    return Err(DecodeError::Value {
+                        name: e.name.clone(),
+                        path: e.path.clone(),
+                        what: format!("IANA element as raw octets {h}"),
+                    })
+                }
+            })
+        }
+    })
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {

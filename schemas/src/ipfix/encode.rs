@@ -1,7 +1,7 @@
 //! IPFIX export messages (RFC 7011) from records: templates allocated per set of present fields,
 //! (re)sent when first used and, for UDP, every `template_refresh_ms`.
 
-use super::registry::{registry, Form, IeType, InfoElement, RegistryError};
+use super::registry::{kind_code, registry, Form, IeType, InfoElement, RegistryError};
 use crate::kind::RecordKind;
 use serde::Serialize;
 use serde_json::Value;
@@ -19,6 +19,9 @@ pub struct EncoderConfig {
     /// Resend a template when it was last sent this long ago (export-time ms); 0: send each
     /// template once (TCP, where the session keeps it). RFC 7011 §8.4 asks UDP exporters to resend.
     pub template_refresh_ms: i64,
+    /// Also resend a template when this many messages were built since it was last sent; 0:
+    /// never by count. (RFC 7011 §8.4 leaves the choice of time, count or both to the exporter.)
+    pub template_refresh_messages: u64,
 }
 
 impl Default for EncoderConfig {
@@ -27,6 +30,7 @@ impl Default for EncoderConfig {
             observation_domain: 0,
             max_message: 1400,
             template_refresh_ms: 10_000,
+            template_refresh_messages: 0,
         }
     }
 }
@@ -96,12 +100,15 @@ struct Template {
     record: Vec<u8>,
     /// Export time it was last sent, ms.
     sent_ms: Option<i64>,
+    /// Messages built before the one it was last sent in.
+    sent_msg: u64,
 }
 
 /// Builds IPFIX messages from records of one kind.
 #[derive(Debug)]
 pub struct Encoder {
     cfg: EncoderConfig,
+    kind: RecordKind,
     reg: &'static [InfoElement],
     templates: HashMap<Vec<Slot>, Template>,
     next_id: u16,
@@ -135,6 +142,7 @@ impl Encoder {
     pub fn new(kind: RecordKind, cfg: EncoderConfig) -> Result<Self, RegistryError> {
         Ok(Encoder {
             cfg,
+            kind,
             reg: registry(kind)?,
             templates: HashMap::new(),
             next_id: 256,
@@ -246,6 +254,8 @@ impl Encoder {
         export_ms: i64,
     ) -> Result<(u16, Option<Vec<u8>>), EncodeError> {
         let refresh = self.cfg.template_refresh_ms;
+        let refresh_msgs = self.cfg.template_refresh_messages;
+        let msgs = self.counters.messages;
         if !self.templates.contains_key(&slots) {
             if self.templates.len() >= MAX_TEMPLATES {
                 return Err(EncodeError::TemplatesExhausted(self.templates.len()));
@@ -259,6 +269,7 @@ impl Encoder {
                     id,
                     record,
                     sent_ms: None,
+                    sent_msg: 0,
                 },
             );
         }
@@ -267,10 +278,14 @@ impl Encoder {
         };
         let due = match t.sent_ms {
             None => true,
-            Some(at) => refresh > 0 && export_ms.saturating_sub(at) >= refresh,
+            Some(at) => {
+                (refresh > 0 && export_ms.saturating_sub(at) >= refresh)
+                    || (refresh_msgs > 0 && msgs.saturating_sub(t.sent_msg) >= refresh_msgs)
+            }
         };
         if due {
             t.sent_ms = Some(export_ms);
+            t.sent_msg = msgs;
             Ok((t.id, Some(t.record.clone())))
         } else {
             Ok((t.id, None))
@@ -283,6 +298,11 @@ impl Encoder {
         let mut slots = Vec::with_capacity(self.reg.len());
         let mut data = Vec::with_capacity(256);
         for (i, e) in self.reg.iter().enumerate() {
+            if e.form == Form::RecordKind {
+                data.push(kind_code(self.kind));
+                slots.push((i as u16, false));
+                continue;
+            }
             let x = lookup(&v, &e.path);
             let Some(x) = x.filter(|x| !x.is_null()) else {
                 if e.nullable {
@@ -293,7 +313,13 @@ impl Encoder {
                     what: "missing".into(),
                 });
             };
-            let v6 = write_value(e, x, &mut data, &mut self.counters.strings_truncated)?;
+            let mut v6 = write_value(e, x, &mut data, &mut self.counters.strings_truncated)?;
+            if let Form::Family { of, .. } = e.form {
+                v6 = lookup(&v, of)
+                    .and_then(Value::as_str)
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                    .is_some_and(|a| a.is_ipv6());
+            }
             slots.push((i as u16, v6));
         }
         Ok((slots, data))
@@ -313,9 +339,11 @@ fn template_record(reg: &[InfoElement], id: u16, slots: &[Slot]) -> Vec<u8> {
         let Some(e) = reg.get(usize::from(i)) else {
             continue;
         };
+        let len = e.ty.length().unwrap_or(u16::MAX);
         let (ie, len) = match (e.form, v6) {
             (Form::Address { v6_id }, true) => (v6_id, 16),
-            _ => (e.id, e.ty.length().unwrap_or(u16::MAX)),
+            (Form::Family { v6_id, .. }, true) => (v6_id, len),
+            _ => (e.id, len),
         };
         let ie = if e.pen != 0 { ie | 0x8000 } else { ie };
         t.extend_from_slice(&ie.to_be_bytes());
@@ -383,7 +411,16 @@ fn write_value(
             write_string(&text, out, truncated);
             return Ok(false);
         }
-        Form::Plain => {}
+        Form::Codes(codes) => {
+            let code = x
+                .as_str()
+                .and_then(|s| codes.iter().find(|(n, _)| *n == s))
+                .ok_or_else(|| bad(e, format!("no code for {x}")))?
+                .1;
+            out.push(code as u8);
+            return Ok(false);
+        }
+        Form::RecordKind | Form::Plain | Form::Family { .. } => {}
     }
     match e.ty {
         IeType::Unsigned8 => out.push(uint(8)? as u8),

@@ -90,6 +90,21 @@ pub enum Form {
         /// IANA id of the IPv6 element.
         v6_id: u16,
     },
+    /// A plain value whose IANA element depends on the flow's address family (ICMP type and
+    /// code, prefix lengths): `id` when the address at `of` is IPv4 (or absent), `v6_id` when it
+    /// is IPv6.
+    Family {
+        /// IANA id of the IPv6 element.
+        v6_id: u16,
+        /// Path of the address field that decides.
+        of: &'static str,
+    },
+    /// A string enum sent as the IANA element's numeric code (`flowDirection`: ingress 0,
+    /// egress 1).
+    Codes(&'static [(&'static str, u64)]),
+    /// Not a field: the record's kind ([`kind_code`]), in every record, so a collector tells the
+    /// kinds apart.
+    RecordKind,
 }
 
 /// One information element: a leaf field of a record and where it goes.
@@ -118,43 +133,194 @@ pub struct InfoElement {
     pub solid_parent: String,
 }
 
-/// A field sent as an IANA element: (path, id, name, IPv6 id and name for addresses).
-type IanaField = (&'static str, u16, &'static str, Option<(u16, &'static str)>);
+/// What a field sent as an IANA element needs besides its id and name.
+#[derive(Debug, Clone, Copy)]
+enum Alt {
+    /// Nothing: the field's own type.
+    None,
+    /// An address: the IPv6 element's id and name.
+    V6(u16, &'static str),
+    /// The IPv6 element's id and name, chosen by the address family of the field at the path.
+    Family(u16, &'static str, &'static str),
+    /// A string enum sent as these codes.
+    Codes(&'static [(&'static str, u64)]),
+}
 
-/// Fields sent as IANA elements.
+/// A field sent as an IANA element: (path, id, name, alternative).
+type IanaField = (&'static str, u16, &'static str, Alt);
+
+/// Fields of a tap record sent as IANA elements.
 const TAP_IANA: &[IanaField] = &[
     (
         "key.client_addr",
         8,
         "sourceIPv4Address",
-        Some((27, "sourceIPv6Address")),
+        Alt::V6(27, "sourceIPv6Address"),
     ),
-    ("key.client_port", 7, "sourceTransportPort", None),
+    ("key.client_port", 7, "sourceTransportPort", Alt::None),
     (
         "key.server_addr",
         12,
         "destinationIPv4Address",
-        Some((28, "destinationIPv6Address")),
+        Alt::V6(28, "destinationIPv6Address"),
     ),
-    ("key.server_port", 11, "destinationTransportPort", None),
-    ("key.protocol", 4, "protocolIdentifier", None),
-    ("key.vlan", 58, "vlanId", None),
-    ("first_seen_ms", 152, "flowStartMilliseconds", None),
-    ("last_seen_ms", 153, "flowEndMilliseconds", None),
+    ("key.server_port", 11, "destinationTransportPort", Alt::None),
+    ("key.protocol", 4, "protocolIdentifier", Alt::None),
+    ("key.vlan", 58, "vlanId", Alt::None),
+    ("first_seen_ms", 152, "flowStartMilliseconds", Alt::None),
+    ("last_seen_ms", 153, "flowEndMilliseconds", Alt::None),
+];
+
+/// `flowDirection` (IE 61) codes.
+const DIRECTION: &[(&str, u64)] = &[("ingress", 0), ("egress", 1)];
+
+/// Fields of a super-flow sent as IANA elements: everything of the router's flow IANA has an
+/// element for, so a plain collector reads the router part as it would the router's own export.
+/// Counters go as the upscaled `octets`/`packets` in `octetDeltaCount`/`packetDeltaCount` (the
+/// exported ones and the sampling interval in enterprise elements: an IANA `samplingInterval`
+/// would make collectors that renormalise upscale twice).
+const SUPER_IANA: &[IanaField] = &[
+    (
+        "flow.exporter",
+        130,
+        "exporterIPv4Address",
+        Alt::V6(131, "exporterIPv6Address"),
+    ),
+    (
+        "flow.observation_domain",
+        149,
+        "observationDomainId",
+        Alt::None,
+    ),
+    (
+        "flow.received_time_ms",
+        258,
+        "collectionTimeMilliseconds",
+        Alt::None,
+    ),
+    (
+        "flow.flow_start_ms",
+        152,
+        "flowStartMilliseconds",
+        Alt::None,
+    ),
+    ("flow.flow_end_ms", 153, "flowEndMilliseconds", Alt::None),
+    (
+        "flow.src_addr",
+        8,
+        "sourceIPv4Address",
+        Alt::V6(27, "sourceIPv6Address"),
+    ),
+    (
+        "flow.dst_addr",
+        12,
+        "destinationIPv4Address",
+        Alt::V6(28, "destinationIPv6Address"),
+    ),
+    ("flow.src_port", 7, "sourceTransportPort", Alt::None),
+    ("flow.dst_port", 11, "destinationTransportPort", Alt::None),
+    ("flow.protocol", 4, "protocolIdentifier", Alt::None),
+    ("flow.direction", 61, "flowDirection", Alt::Codes(DIRECTION)),
+    ("flow.octets", 1, "octetDeltaCount", Alt::None),
+    ("flow.packets", 2, "packetDeltaCount", Alt::None),
+    ("flow.tcp_flags", 6, "tcpControlBits", Alt::None),
+    ("flow.tos", 5, "ipClassOfService", Alt::None),
+    (
+        "flow.icmp_type",
+        176,
+        "icmpTypeIPv4",
+        Alt::Family(178, "icmpTypeIPv6", "flow.src_addr"),
+    ),
+    (
+        "flow.icmp_code",
+        177,
+        "icmpCodeIPv4",
+        Alt::Family(179, "icmpCodeIPv6", "flow.src_addr"),
+    ),
+    ("flow.input_interface", 10, "ingressInterface", Alt::None),
+    ("flow.output_interface", 14, "egressInterface", Alt::None),
+    ("flow.src_vlan", 58, "vlanId", Alt::None),
+    ("flow.dst_vlan", 59, "postVlanId", Alt::None),
+    ("flow.ingress_vrf", 234, "ingressVRFID", Alt::None),
+    ("flow.egress_vrf", 235, "egressVRFID", Alt::None),
+    ("flow.src_as", 16, "bgpSourceAsNumber", Alt::None),
+    ("flow.dst_as", 17, "bgpDestinationAsNumber", Alt::None),
+    (
+        "flow.src_mask",
+        9,
+        "sourceIPv4PrefixLength",
+        Alt::Family(29, "sourceIPv6PrefixLength", "flow.src_addr"),
+    ),
+    (
+        "flow.dst_mask",
+        13,
+        "destinationIPv4PrefixLength",
+        Alt::Family(30, "destinationIPv6PrefixLength", "flow.src_addr"),
+    ),
+    (
+        "flow.next_hop",
+        15,
+        "ipNextHopIPv4Address",
+        Alt::V6(62, "ipNextHopIPv6Address"),
+    ),
+    (
+        "flow.bgp_next_hop",
+        18,
+        "bgpNextHopIPv4Address",
+        Alt::V6(63, "bgpNextHopIPv6Address"),
+    ),
+    ("flow.flow_end_reason", 136, "flowEndReason", Alt::None),
+];
+
+/// Fields of an application session sent as IANA elements: the client is the source, the
+/// session's span the flow times.
+const SESSION_IANA: &[IanaField] = &[
+    (
+        "client_addr",
+        8,
+        "sourceIPv4Address",
+        Alt::V6(27, "sourceIPv6Address"),
+    ),
+    ("start_ms", 152, "flowStartMilliseconds", Alt::None),
+    ("last_ms", 153, "flowEndMilliseconds", Alt::None),
 ];
 
 /// Fields of a tap record that are not sent: the decoder recomputes them.
 pub const TAP_DERIVED: &[&str] = &["record_id", "key.flow_key"];
 
-/// Enterprise element ids of the tap record's fields ([`PEN`]). Fixed forever: a new field takes
-/// the next free id, a removed field's id is never given to another. The registry test fails for a
-/// field missing here.
-pub const TAP_IDS: &[(&str, u16)] = &[
+/// Fields of a super-flow that are not sent: the decoder recomputes them (the record id and the
+/// flow key from the flow, the top-level columns from `enrichment` and `app`).
+pub const SUPER_DERIVED: &[&str] = &[
+    "record_id",
+    "enrichment_status",
+    "app_type",
+    "provider",
+    "flow.flow_key",
+];
+
+/// Fields of an application session that are not sent: the decoder recomputes them.
+pub const SESSION_DERIVED: &[&str] = &["record_id"];
+
+/// Element id of the record-kind element ([`Form::RecordKind`]).
+pub const RECORD_KIND_ID: u16 = 6;
+
+/// The code of a record kind in the record-kind element: its place in [`RecordKind::ALL`]
+/// (0 flow, 1 tap, 2 super-flow, 3 application session).
+pub fn kind_code(kind: RecordKind) -> u8 {
+    RecordKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+}
+
+/// Enterprise element ids ([`PEN`]) of every record kind's fields, by field path: a path names
+/// the same element in every kind that has it (the tap's `app.provider` and the super-flow's are
+/// one element). Fixed forever: a new field takes the next free id, a removed field's id is never
+/// given to another. The registry test fails for a field missing here.
+pub const IDS: &[(&str, u16)] = &[
     ("schema_version", 1),
     ("tap_id", 2),
     ("state", 3),
     ("seq", 4),
     ("session_id", 5),
+    // 6: the record kind (RECORD_KIND_ID), not a field.
     // Application & user platform
     ("app.app_type", 10),
     ("app.provider", 11),
@@ -224,6 +390,56 @@ pub const TAP_IDS: &[(&str, u16)] = &[
     ("qoe.conferencing.mos", 127),
     ("qoe.conferencing.media", 128),
     ("qoe.conferencing.streams", 129),
+    // Super-flow: the router's flow where IANA has no element
+    ("flow.schema_version", 200),
+    ("flow.record_id", 201),
+    ("flow.flow_version", 202),
+    ("flow.template_id", 203),
+    ("flow.sequence_number", 204),
+    ("flow.export_time_ms", 205),
+    ("flow.time_source", 206),
+    ("flow.clock_skew_ms", 207),
+    ("flow.octets_exported", 208),
+    ("flow.packets_exported", 209),
+    ("flow.sampling_interval", 210),
+    ("flow.extensions", 211),
+    // the join's outcome
+    ("enrichment.status", 220),
+    ("enrichment.confidence", 221),
+    ("enrichment.tap", 222),
+    ("enrichment.matched_tap_records", 223),
+    ("enrichment.key_match", 224),
+    ("enrichment.router_tap_ratio", 225),
+    // Application session
+    ("provider", 240),
+    ("app_type", 241),
+    ("app_name", 242),
+    ("client_os", 243),
+    ("client_agent", 244),
+    ("tap", 245),
+    ("member_flows", 246),
+    ("network.router_octets", 247),
+    ("network.router_packets", 248),
+    ("network.router_flow_records", 249),
+    ("qoe_series", 250),
+    ("network.stats.digest", 260),
+    ("network.stats.local_bytes", 261),
+    ("network.stats.other_bytes", 262),
+    ("network.stats.local_packets", 263),
+    ("network.stats.other_packets", 264),
+    ("network.stats.local_rate", 265),
+    ("network.stats.other_rate", 266),
+    ("network.stats.total_bytes", 267),
+    ("network.stats.total_packets", 268),
+    ("network.stats.tcp_resets", 269),
+    ("network.stats.tcp_retrans", 270),
+    ("network.stats.tcp_seq_errors", 271),
+    ("network.stats.detection_packets", 272),
+    ("network.stats.rtt_avg_ms", 273),
+    ("network.stats.rtt_min_ms", 274),
+    ("network.stats.rtt_max_ms", 275),
+    ("network.stats.jitter_ms", 276),
+    ("network.stats.loss_ratio", 277),
 ];
 
 /// What is wrong with a registry.
@@ -236,22 +452,36 @@ pub struct RegistryError {
     pub problems: Vec<String>,
 }
 
-/// The elements of `kind`, in the order the record's fields are declared. Only the tap record has
-/// a registry so far.
+/// The elements of `kind`: the record-kind element first, then the fields in the order the
+/// record declares them. Router flows have no registry: they travel in their router's own IPFIX.
 pub fn registry(kind: RecordKind) -> Result<&'static [InfoElement], RegistryError> {
-    static TAP: OnceLock<Result<Vec<InfoElement>, RegistryError>> = OnceLock::new();
-    match kind {
-        RecordKind::Tap => TAP
-            .get_or_init(|| build(kind, TAP_IANA, TAP_IDS, TAP_DERIVED))
-            .as_ref()
-            .map(Vec::as_slice)
-            .map_err(Clone::clone),
-        other => Err(RegistryError {
-            kind: other,
-            problems: vec!["no IPFIX registry for this record kind".into()],
-        }),
-    }
+    type Built = OnceLock<Result<Vec<InfoElement>, RegistryError>>;
+    static TAP: Built = OnceLock::new();
+    static SUPER: Built = OnceLock::new();
+    static SESSION: Built = OnceLock::new();
+    let (cell, iana, derived) = match kind {
+        RecordKind::Tap => (&TAP, TAP_IANA, TAP_DERIVED),
+        RecordKind::SuperFlow => (&SUPER, SUPER_IANA, SUPER_DERIVED),
+        RecordKind::AppSession => (&SESSION, SESSION_IANA, SESSION_DERIVED),
+        RecordKind::Flow => {
+            return Err(RegistryError {
+                kind,
+                problems: vec!["no IPFIX registry for router flows".into()],
+            })
+        }
+    };
+    cell.get_or_init(|| build(kind, iana, IDS, derived))
+        .as_ref()
+        .map(Vec::as_slice)
+        .map_err(Clone::clone)
 }
+
+/// The kinds with a registry.
+pub const KINDS: [RecordKind; 3] = [
+    RecordKind::Tap,
+    RecordKind::SuperFlow,
+    RecordKind::AppSession,
+];
 
 fn build(
     kind: RecordKind,
@@ -259,10 +489,25 @@ fn build(
     ids: &[(&str, u16)],
     derived: &[&str],
 ) -> Result<Vec<InfoElement>, RegistryError> {
-    let mut out = Vec::new();
+    let mut out = vec![InfoElement {
+        path: "record_kind".into(),
+        pen: PEN,
+        id: RECORD_KIND_ID,
+        name: "snfRecordKind".into(),
+        ty: IeType::Unsigned8,
+        form: Form::RecordKind,
+        nullable: false,
+        unit: None,
+        description: "Kind of the Super-NetFlow record: 1 tap record, 2 super-flow, \
+                      3 application session."
+            .into(),
+        solid_parent: String::new(),
+    }];
     let mut problems = Vec::new();
     let shape = crate::published::shape_of(kind);
+    let mut all = Vec::new();
     leaves(shape, "", "", false, &mut |path, solid, col, nullable| {
+        all.push(path.to_string());
         if derived.contains(&path) {
             return;
         }
@@ -282,15 +527,29 @@ fn build(
             Err(p) => problems.push(format!("{path}: {p}")),
         }
     });
-    for (p, _) in ids {
+    for (p, ..) in iana {
         if !out.iter().any(|e| e.path == *p) {
-            problems.push(format!("{p}: id assigned but the record has no such field"));
+            problems.push(format!(
+                "{p}: IANA element assigned but the record has no such field"
+            ));
+        }
+    }
+    for d in derived {
+        if !all.iter().any(|p| p.as_str() == *d) {
+            problems.push(format!(
+                "{d}: listed as derived but the record has no such field"
+            ));
         }
     }
     let mut seen = std::collections::HashSet::new();
     for e in &out {
         if !seen.insert((e.pen, e.id)) {
             problems.push(format!("{}: element id {} used twice", e.path, e.id));
+        }
+        if let Form::Address { v6_id } | Form::Family { v6_id, .. } = e.form {
+            if !seen.insert((e.pen, v6_id)) {
+                problems.push(format!("{}: element id {v6_id} used twice", e.path));
+            }
         }
     }
     if problems.is_empty() {
@@ -313,12 +572,14 @@ fn element_of(
             .map(|ty| (ty, Form::Plain))
             .ok_or_else(|| format!("no IPFIX type for {t:?}")),
     };
-    if let Some((_, id, name, v6)) = iana.iter().find(|(p, ..)| *p == path) {
-        let (ty, form) = match (t, v6) {
-            (Ty::Ip, Some((v6_id, _))) => (IeType::Ipv4Address, Form::Address { v6_id: *v6_id }),
+    if let Some((_, id, name, alt)) = iana.iter().find(|(p, ..)| *p == path) {
+        let (ty, form) = match (t, alt) {
+            (Ty::Ip, Alt::V6(v6_id, _)) => (IeType::Ipv4Address, Form::Address { v6_id: *v6_id }),
             (Ty::List(_), _) => return Err("a list cannot be an IANA element".into()),
-            (t, None) => typed(t)?,
-            (t, Some(_)) => return Err(format!("IPv6 alternative on a non-address {t:?}")),
+            (Ty::Enum(_), Alt::Codes(codes)) => (IeType::Unsigned8, Form::Codes(codes)),
+            (t, Alt::Family(v6_id, _, of)) => (typed(t)?.0, Form::Family { v6_id: *v6_id, of }),
+            (t, Alt::None) => typed(t)?,
+            (t, alt) => return Err(format!("{alt:?} does not fit a {t:?}")),
         };
         return Ok((0, *id, (*name).to_string(), ty, form));
     }
@@ -390,53 +651,87 @@ fn camel(path: &str) -> String {
     s
 }
 
-/// The registry of `kind` as CSV in the columns of IANA's `ipfix-information-elements.csv`
-/// (enterprise elements only; the IANA ones are IANA's), plus the PEN and the record field.
-pub fn csv(kind: RecordKind) -> Result<String, RegistryError> {
+/// The registries of every kind as CSV in the columns of IANA's
+/// `ipfix-information-elements.csv` (enterprise elements only; the IANA ones are IANA's), plus
+/// the PEN and the record field: one row per (record, field), so an element several kinds share
+/// (`app.provider`) has a row for each.
+pub fn csv() -> Result<String, RegistryError> {
     let mut s = String::from(
         "PEN,ElementID,Name,Abstract Data Type,Data Type Semantics,Status,Description,Units,\
          Record,Field\n",
     );
-    for e in registry(kind)? {
-        if e.pen == 0 {
-            continue;
+    for kind in KINDS {
+        for e in registry(kind)? {
+            if e.pen == 0 {
+                continue;
+            }
+            let semantics = match e.ty {
+                IeType::String | IeType::Boolean | IeType::DateTimeMilliseconds => "default",
+                _ if e.form == Form::RecordKind => "identifier",
+                _ if e.path.ends_with("_bytes")
+                    || e.path.ends_with("_packets")
+                    || e.path.ends_with("_octets") =>
+                {
+                    "totalCounter"
+                }
+                _ if e.path.contains("id") && e.ty == IeType::Unsigned64 => "identifier",
+                _ => "quantity",
+            };
+            let mut desc = e.description.replace('"', "\"\"");
+            if e.form == Form::JsonList {
+                desc.push_str(" Sent as a JSON array in a string.");
+            }
+            s.push_str(&format!(
+                "{},{},{},{},{},current,\"{}\",{},{},{}\n",
+                e.pen,
+                e.id,
+                e.name,
+                e.ty.name(),
+                semantics,
+                desc,
+                e.unit.map(|u| format!("\"{u}\"")).unwrap_or_default(),
+                kind.table_name(),
+                e.path
+            ));
         }
-        let semantics = match e.ty {
-            IeType::String | IeType::Boolean | IeType::DateTimeMilliseconds => "default",
-            _ if e.path.ends_with("_bytes") || e.path.ends_with("_packets") => "totalCounter",
-            _ if e.path.contains("id") && e.ty == IeType::Unsigned64 => "identifier",
-            _ => "quantity",
-        };
-        let mut desc = e.description.replace('"', "\"\"");
-        if e.form == Form::JsonList {
-            desc.push_str(" Sent as a JSON array in a string.");
-        }
-        s.push_str(&format!(
-            "{},{},{},{},{},current,\"{}\",{},{},{}\n",
-            e.pen,
-            e.id,
-            e.name,
-            e.ty.name(),
-            semantics,
-            desc,
-            e.unit.map(|u| format!("\"{u}\"")).unwrap_or_default(),
-            kind.table_name(),
-            e.path
-        ));
     }
     Ok(s)
+}
+
+/// The IANA elements of `kind`'s fields, as `field → id name` lines (the guide lists them).
+pub fn iana_lines(kind: RecordKind) -> Result<Vec<String>, RegistryError> {
+    let table = match kind {
+        RecordKind::Tap => TAP_IANA,
+        RecordKind::SuperFlow => SUPER_IANA,
+        RecordKind::AppSession => SESSION_IANA,
+        RecordKind::Flow => &[],
+    };
+    registry(kind)?;
+    Ok(table
+        .iter()
+        .map(|(path, id, name, alt)| match alt {
+            Alt::V6(v6, v6_name) | Alt::Family(v6, v6_name, _) => {
+                format!("`{path}`: {id} {name} / {v6} {v6_name}")
+            }
+            _ => format!("`{path}`: {id} {name}"),
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn tap_registry_covers_every_field() {
-        let r = match registry(RecordKind::Tap) {
+    fn reg(kind: RecordKind) -> &'static [InfoElement] {
+        match registry(kind) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
-        };
+        }
+    }
+
+    #[test]
+    fn every_kind_has_an_element_for_every_field() {
+        let r = reg(RecordKind::Tap);
         assert!(r.len() > 50, "{} elements", r.len());
         assert!(r
             .iter()
@@ -445,10 +740,63 @@ mod tests {
             .iter()
             .any(|e| e.path == "app.alpn" && e.form == Form::JsonList));
         assert_eq!(camel("stats.rtt_avg_ms"), "snfStatsRttAvgMs");
+        let s = reg(RecordKind::SuperFlow);
+        for (path, id) in [
+            ("flow.src_addr", 8),
+            ("flow.octets", 1),
+            ("flow.packets", 2),
+            ("flow.flow_start_ms", 152),
+            ("flow.src_vlan", 58),
+        ] {
+            assert!(
+                s.iter().any(|e| e.path == path && e.pen == 0 && e.id == id),
+                "{path}"
+            );
+        }
+        let a = reg(RecordKind::AppSession);
+        assert!(a
+            .iter()
+            .any(|e| e.path == "qoe_series" && e.form == Form::JsonList));
+        for r in [r, s, a] {
+            assert_eq!(r[0].form, Form::RecordKind);
+        }
+        assert!(registry(RecordKind::Flow).is_err());
     }
 
     #[test]
-    fn other_kinds_have_no_registry_yet() {
-        assert!(registry(RecordKind::Flow).is_err());
+    fn a_field_without_an_id_fails_the_registry() {
+        let ids: Vec<(&str, u16)> = IDS
+            .iter()
+            .copied()
+            .filter(|(p, _)| *p != "flow.template_id")
+            .collect();
+        let e = build(RecordKind::SuperFlow, SUPER_IANA, &ids, SUPER_DERIVED)
+            .expect_err("a field has no id");
+        assert!(
+            e.problems
+                .iter()
+                .any(|p| p.starts_with("flow.template_id: no enterprise element id")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ids_are_one_element_each_across_kinds() {
+        // Every id is used by some kind, and a shared id means the same path and type.
+        let mut by_id: std::collections::HashMap<u16, (&str, IeType)> = Default::default();
+        for kind in KINDS {
+            for e in reg(kind).iter().filter(|e| e.pen == PEN) {
+                let (p, t) = *by_id.entry(e.id).or_insert((e.path.as_str(), e.ty));
+                assert_eq!((p, t), (e.path.as_str(), e.ty), "id {} in {kind}", e.id);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (p, id) in IDS {
+            assert!(seen.insert(*id), "id {id} given twice");
+            assert!(
+                by_id.contains_key(id),
+                "{p} ({id}) is used by no record kind"
+            );
+        }
     }
 }

@@ -234,6 +234,16 @@ pub(crate) fn readme() -> String {
         );
     }
     o.push_str(README_BODY);
+    let _ = writeln!(o);
+    let _ = writeln!(o, "## IANA elements used over IPFIX");
+    for k in crate::ipfix::registry::KINDS {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "`{}`:", k.table_name());
+        let _ = writeln!(o);
+        for line in crate::ipfix::registry::iana_lines(k).unwrap_or_default() {
+            let _ = writeln!(o, "- {line}");
+        }
+    }
     o
 }
 
@@ -249,11 +259,12 @@ const README_BODY: &str = r#"
   Arrow and Avro types, description, enum values and an example.
 - **IPFIX elements** ([ipfix_enterprise_ies.csv](ipfix_enterprise_ies.csv)): the enterprise
   information elements (PEN 32473, RFC 5612's documentation number until the project has its own)
-  that carry tap records over IPFIX (`supernetflow probe --export`), in the columns of IANA's
-  `ipfix-information-elements.csv` plus the record field each one holds. The flow's endpoints,
-  protocol, VLAN and first/last times travel in the IANA elements 8/27, 12/28, 7, 11, 4, 58, 152
-  and 153; lists are JSON text in a `string` element; an absent value is an element left out of
-  the record's template. See `schemas::ipfix`.
+  that carry tap records (`supernetflow probe --export`), super-flows and application sessions
+  (`run`'s IPFIX sink) over IPFIX, in the columns of IANA's `ipfix-information-elements.csv` plus
+  the record and field each one holds (a field path is one element in every kind that has it).
+  Every record carries `snfRecordKind` (id 6: 1 tap, 2 super-flow, 3 session). Fields IANA has an
+  element for travel in it (list below); lists are JSON text in a `string` element; an absent
+  value is an element left out of the record's template. See `schemas::ipfix`.
 
 ## Mapping
 
@@ -289,5 +300,8 @@ bumps `SCHEMA_VERSION` in `schemas/src/lib.rs`.
    a field with another unit goes in its table. A new struct or enum type goes in the registry of
    `schemas/src/published/order.rs`.
 3. Give it a value in `schemas/src/sample.rs` (the guide's example).
-4. Run `cargo run -p supernetflow-schemas --example gen_schemas` and commit the changed files here.
+4. Give it an IPFIX element: the IANA one when IANA has it (the kind's `*_IANA` table in
+   `schemas/src/ipfix/registry.rs`), else the next free enterprise id in `IDS` there (a test fails
+   for a field without one).
+5. Run `cargo run -p supernetflow-schemas --example gen_schemas` and commit the changed files here.
 "#;

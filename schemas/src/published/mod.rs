@@ -290,8 +290,7 @@ pub fn files() -> Vec<PublishedFile> {
     }
     out.push(PublishedFile {
         name: "ipfix_enterprise_ies.csv".into(),
-        contents: crate::ipfix::registry::csv(RecordKind::Tap)
-            .unwrap_or_else(|e| format!("error: {e}\n")),
+        contents: crate::ipfix::registry::csv().unwrap_or_else(|e| format!("error: {e}\n")),
     });
     out
 }

@@ -6,6 +6,7 @@ use collector::CollectorConfig;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use mediator::http::HttpConfig;
+use mediator::sink::ipfix::IpfixSinkConfig;
 use mediator::sink::kafka::KafkaSinkConfig;
 use mediator::sink::parquet::ParquetSinkConfig;
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,7 @@ pub struct RunConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinksConfig {
-    /// The sinks that run: any of `"parquet"`, `"kafka"`. Default `["parquet"]`.
+    /// The sinks that run: any of `"parquet"`, `"kafka"`, `"ipfix"`. Default `["parquet"]`.
     pub enabled: Vec<SinkName>,
     /// Batches each sink's queue holds before the decode loop waits for it (and, while it waits,
     /// the collector's own queue fills and counts `queue_full_drops`). Default 64.
@@ -49,6 +50,8 @@ pub struct SinksConfig {
     pub parquet: ParquetSinkConfig,
     /// The Kafka sink.
     pub kafka: KafkaSinkConfig,
+    /// The IPFIX sink (re-export to IPFIX collectors).
+    pub ipfix: IpfixSinkConfig,
 }
 
 /// A sink's name in `sinks.enabled`.
@@ -57,6 +60,7 @@ pub struct SinksConfig {
 pub enum SinkName {
     Parquet,
     Kafka,
+    Ipfix,
 }
 
 impl Default for SinksConfig {
@@ -67,6 +71,7 @@ impl Default for SinksConfig {
             close_timeout_secs: 30,
             parquet: ParquetSinkConfig::default(),
             kafka: KafkaSinkConfig::default(),
+            ipfix: IpfixSinkConfig::default(),
         }
     }
 }
@@ -120,6 +125,12 @@ pub fn validate(cfg: &mut RunConfig) -> anyhow::Result<()> {
             .kafka
             .validate()
             .map_err(|e| anyhow::anyhow!("sinks.kafka: {e}"))?;
+    }
+    if cfg.sinks.has(SinkName::Ipfix) {
+        cfg.sinks
+            .ipfix
+            .validate()
+            .map_err(|e| anyhow::anyhow!("sinks.ipfix.{e}"))?;
     }
     Ok(())
 }
@@ -192,6 +203,16 @@ mod tests {
             assert_eq!(cfg.sinks.kafka.brokers, "127.0.0.1:19092");
             Ok(())
         });
+    }
+
+    #[test]
+    fn ipfix_sink_without_collectors_stops_start_up() {
+        let mut cfg = RunConfig::default();
+        cfg.sinks.enabled.push(SinkName::Ipfix);
+        let e = validate(&mut cfg).expect_err("must refuse").to_string();
+        assert!(e.contains("sinks.ipfix.collectors"), "{e}");
+        cfg.sinks.ipfix.collectors = vec!["127.0.0.1:4739".into()];
+        validate(&mut cfg).expect("valid");
     }
 
     #[test]

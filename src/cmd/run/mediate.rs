@@ -3,22 +3,35 @@
 //! ```text
 //! decode loop ─► [bounded queue] ─► mediate thread ─┬─ router flow ─► flow_records + join
 //!                                                    ├─ tap record  ─► tap_records + join
-//!                                                    └─ join output ─► super_flows
+//!                                                    ├─ join output ─► super_flows
+//!                                                    └─ tap session ─► (held for the grace,
+//!                                                        router QoS added) ─► app_sessions
 //! ```
 //!
-//! The collector decodes every exporter alike; a record that carries the tap's marker element
-//! ([`schemas::ipfix::PEN`]) came from a tap (`supernetflow probe --export`) and is turned back into
-//! its `TapRecord`. Router flows are published as decoded *and* joined; the join's super-flows are
+//! Application sessions from a tap (`probe --export` sends them beside its tap records) get the
+//! router side of their Network QoS: the tap records say which flows are a session's members
+//! (`session_id`), and the router counters of the super-flows the join emits for those flows are
+//! added to the session ([`mediator::join::session::SessionRouterQos`]). A report is held for the
+//! join's grace period first, so that its member flows' super-flows are out (and counted) when it
+//! is published; at shutdown the held reports follow the join's flush. At most
+//! [`MAX_HELD_SESSIONS`] wait; past that the oldest go out early.
+//!
+//! The collector decodes every exporter alike; a record that carries Super-NetFlow's record-kind
+//! element or the tap's marker ([`schemas::ipfix::PEN`]) is one of ours and is turned back into its
+//! record: a `TapRecord` from a tap (`supernetflow probe --export`) is published and joined, an
+//! application session gets its router QoS (below), a super-flow (another `run`'s IPFIX sink) is
+//! published as it came. Router flows are published as decoded *and* joined; the join's super-flows are
 //! published when settled or when their grace runs out (the join ticks every second of wall-clock
 //! time, also when no record arrives). At shutdown the queue drains, then every router record the
 //! join still holds is emitted (matched, partial or unmatched) before the sinks close.
 
 use mediator::fanout::Fanout;
+use mediator::join::session::SessionRouterQos;
 use mediator::join::{JoinConfig, JoinMetrics, Joiner};
 use mediator::sink::records::AnyRecord;
-use schemas::ipfix::decode::is_tap_record;
-use schemas::ipfix::tap_record_from_flow;
-use schemas::{FlowRecord, SuperFlow};
+use schemas::ipfix::{record_from_flow, Decoded};
+use schemas::{AppSession, FlowRecord, RecordState, SuperFlow};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -28,6 +41,9 @@ use std::time::{Duration, Instant};
 /// Batches the decode loop may queue ahead of the stage.
 pub const QUEUE_BATCHES: usize = 64;
 
+/// Most session reports held for the grace period at once.
+pub const MAX_HELD_SESSIONS: usize = 100_000;
+
 /// Counters of the stage, shared with the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct StageMetrics {
@@ -35,9 +51,15 @@ pub struct StageMetrics {
     pub router_records: AtomicU64,
     /// Tap records received and decoded.
     pub tap_records: AtomicU64,
-    /// Records carrying the tap's marker that did not decode into a tap record (not published;
-    /// the log says why).
+    /// Records carrying our elements that did not decode into their record (not published; the
+    /// log says why).
     pub tap_invalid: AtomicU64,
+    /// Super-flows received as IPFIX (another `run`'s IPFIX sink), published as they came.
+    pub relayed: AtomicU64,
+    /// Application session reports received (from taps; published with their router QoS).
+    pub tap_sessions: AtomicU64,
+    /// Session reports published before their grace ran out because too many were held.
+    pub sessions_early: AtomicU64,
     /// Batches the decode loop had to wait to hand over (the queue was full).
     pub blocked_sends: AtomicU64,
     /// Time the decode loop waited, ns.
@@ -113,8 +135,12 @@ fn stage(
     rx: Receiver<Vec<FlowRecord>>,
     m: Arc<StageMetrics>,
 ) -> (Fanout<AnyRecord>, Result<(), String>) {
+    let hold_ms = i64::try_from(cfg.grace_ms).unwrap_or(i64::MAX);
     let mut join = Joiner::new(cfg);
     let mut supers: Vec<SuperFlow> = Vec::new();
+    let mut qos = SessionRouterQos::new();
+    // Session reports waiting for the grace: (due, report), oldest first.
+    let mut held: VecDeque<(i64, Box<AppSession>)> = VecDeque::new();
     let mut last_tick = Instant::now();
     let mut invalid_logged = 0u32;
     let publish = |join: &Joiner| {
@@ -133,21 +159,36 @@ fn stage(
         if let Some(batch) = batch {
             out.reserve(batch.len() * 2);
             for f in batch {
-                if is_tap_record(&f) {
-                    match tap_record_from_flow(&f) {
-                        Some(Ok(t)) => {
+                if let Some(r) = record_from_flow(&f) {
+                    match r {
+                        Ok(Decoded::Tap(t)) => {
                             m.tap_records.fetch_add(1, Ordering::Relaxed);
+                            if let Some(sid) = &t.session_id {
+                                qos.add_member(sid, &t.key.flow_key);
+                            }
                             join.tap(&t, now, &mut supers);
-                            out.push(AnyRecord::Tap(Box::new(t)));
+                            out.push(AnyRecord::Tap(t));
                         }
-                        Some(Err(e)) => {
+                        Ok(Decoded::Super(s)) => {
+                            m.relayed.fetch_add(1, Ordering::Relaxed);
+                            out.push(AnyRecord::Super(s));
+                        }
+                        Ok(Decoded::Session(s)) => {
+                            // The router side is ours to add (`fill` leaves counters alone
+                            // when none of our super-flows are the session's).
+                            m.tap_sessions.fetch_add(1, Ordering::Relaxed);
+                            held.push_back((now.saturating_add(hold_ms), s));
+                            if held.len() > MAX_HELD_SESSIONS {
+                                m.sessions_early.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) => {
                             m.tap_invalid.fetch_add(1, Ordering::Relaxed);
                             if invalid_logged < 10 {
                                 invalid_logged += 1;
-                                tracing::warn!(exporter = %f.exporter, error = %e, "Tap record does not decode; not published");
+                                tracing::warn!(exporter = %f.exporter, error = %e, "Super-NetFlow record does not decode; not published");
                             }
                         }
-                        None => {}
                     }
                     continue;
                 }
@@ -161,7 +202,14 @@ fn stage(
             join.tick(now, &mut supers);
             publish(&join);
         }
+        for s in &supers {
+            qos.add(s);
+        }
         out.extend(supers.drain(..).map(|s| AnyRecord::Super(Box::new(s))));
+        release(&mut held, &mut qos, &mut out, |due| due <= now);
+        while held.len() > MAX_HELD_SESSIONS {
+            release_one(&mut held, &mut qos, &mut out);
+        }
         if !out.is_empty() {
             if let Err(e) = fanout.send(out) {
                 break Err(e.to_string());
@@ -171,16 +219,48 @@ fn stage(
     join.flush_all(&mut supers);
     publish(&join);
     let flushed = supers.len();
+    let sessions = held.len();
     let result = result.and_then(|()| {
-        if supers.is_empty() {
-            return Ok(());
+        for s in &supers {
+            qos.add(s);
         }
-        let out = supers
+        let mut out: Vec<AnyRecord> = supers
             .drain(..)
             .map(|s| AnyRecord::Super(Box::new(s)))
             .collect();
+        release(&mut held, &mut qos, &mut out, |_| true);
+        if out.is_empty() {
+            return Ok(());
+        }
         fanout.send(out).map_err(|e| e.to_string())
     });
-    tracing::info!(flushed, "Join state flushed");
+    tracing::info!(flushed, sessions, "Join state flushed");
     (fanout, result)
+}
+
+/// Publishes the oldest held session report with its router QoS.
+fn release_one(
+    held: &mut VecDeque<(i64, Box<AppSession>)>,
+    qos: &mut SessionRouterQos,
+    out: &mut Vec<AnyRecord>,
+) {
+    if let Some((_, mut s)) = held.pop_front() {
+        qos.fill(&mut s);
+        if s.state == RecordState::End {
+            qos.end(&s.session_id);
+        }
+        out.push(AnyRecord::Session(s));
+    }
+}
+
+/// Publishes the held session reports, oldest first, while `due` says their time has come.
+fn release(
+    held: &mut VecDeque<(i64, Box<AppSession>)>,
+    qos: &mut SessionRouterQos,
+    out: &mut Vec<AnyRecord>,
+    due: impl Fn(i64) -> bool,
+) {
+    while held.front().is_some_and(|(at, _)| due(*at)) {
+        release_one(held, qos, out);
+    }
 }

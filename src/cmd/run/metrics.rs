@@ -7,6 +7,7 @@ use collector::status::Status;
 use collector::DecodeStats;
 use mediator::fanout::LaneMetrics;
 use mediator::join::JoinMetrics;
+use mediator::sink::ipfix::IpfixMetrics;
 use mediator::sink::kafka::KafkaMetrics;
 use mediator::sink::parquet::ParquetMetrics;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
@@ -19,6 +20,7 @@ pub struct Sources {
     pub lanes: Vec<(&'static str, Arc<LaneMetrics>)>,
     pub kafka: Option<Arc<KafkaMetrics>>,
     pub parquet: Option<Arc<ParquetMetrics>>,
+    pub ipfix: Option<IpfixMetrics>,
     pub stage: Arc<super::mediate::StageMetrics>,
 }
 
@@ -359,12 +361,56 @@ pub fn describe() {
         describe_gauge!(*name, *help);
     }
     describe_counter!(
+        "snf_ipfix_records_sent_total",
+        "Data records the IPFIX sink sent to the collector."
+    );
+    describe_counter!(
+        "snf_ipfix_records_failed_total",
+        "Records the IPFIX sink could not send to the collector (not encodable, or the collector unreachable)."
+    );
+    describe_counter!(
+        "snf_ipfix_messages_sent_total",
+        "IPFIX messages sent to the collector."
+    );
+    describe_counter!(
+        "snf_ipfix_sent_bytes_total",
+        "Bytes of IPFIX messages sent to the collector."
+    );
+    describe_counter!(
+        "snf_ipfix_templates_sent_total",
+        "Template records sent to the collector (first use and refreshes)."
+    );
+    describe_counter!(
+        "snf_ipfix_send_errors_total",
+        "Failed sends and connection attempts to the collector."
+    );
+    describe_counter!(
+        "snf_ipfix_reconnects_total",
+        "Connections to the collector re-opened after a failure (TCP)."
+    );
+    describe_gauge!(
+        "snf_ipfix_connected_exporters",
+        "Exporters (one per record kind) with an open socket to the collector."
+    );
+    describe_counter!(
         "snf_mediate_tap_records_total",
         "Tap records received as IPFIX and decoded."
     );
     describe_counter!(
         "snf_mediate_tap_invalid_total",
-        "Records with the tap's marker element that did not decode (not published)."
+        "Records with Super-NetFlow's IPFIX elements (tap marker or record kind) that did not decode (not published)."
+    );
+    describe_counter!(
+        "snf_mediate_relayed_records_total",
+        "Super-flows received as IPFIX (another run's IPFIX sink) and published as they came."
+    );
+    describe_counter!(
+        "snf_mediate_sessions_total",
+        "Application session reports received as IPFIX (from taps), published with their router QoS."
+    );
+    describe_counter!(
+        "snf_mediate_sessions_early_total",
+        "Session reports published before the join's grace ran out because too many were held."
     );
     describe_counter!(
         "snf_mediate_blocked_sends_total",
@@ -438,6 +484,25 @@ pub fn refresh(s: &Sources) {
         counter!("snf_kafka_spool_corrupt_total").absolute(k.spool_corrupt);
         gauge!("snf_kafka_broker_up").set(k.broker_up as f64);
     }
+    for c in s.ipfix.iter().flat_map(|m| m.iter()) {
+        let c = c.snapshot();
+        counter!("snf_ipfix_records_sent_total", "collector" => c.collector.clone())
+            .absolute(c.records_sent);
+        counter!("snf_ipfix_records_failed_total", "collector" => c.collector.clone())
+            .absolute(c.records_failed);
+        counter!("snf_ipfix_messages_sent_total", "collector" => c.collector.clone())
+            .absolute(c.messages_sent);
+        counter!("snf_ipfix_sent_bytes_total", "collector" => c.collector.clone())
+            .absolute(c.bytes_sent);
+        counter!("snf_ipfix_templates_sent_total", "collector" => c.collector.clone())
+            .absolute(c.templates_sent);
+        counter!("snf_ipfix_send_errors_total", "collector" => c.collector.clone())
+            .absolute(c.send_errors);
+        counter!("snf_ipfix_reconnects_total", "collector" => c.collector.clone())
+            .absolute(c.reconnects);
+        gauge!("snf_ipfix_connected_exporters", "collector" => c.collector.clone())
+            .set(c.connected as f64);
+    }
     let j = s.stage.join();
     for (name, f, _) in JOIN_COUNTERS {
         counter!(*name).absolute(f(&j));
@@ -448,6 +513,9 @@ pub fn refresh(s: &Sources) {
     use std::sync::atomic::Ordering::Relaxed;
     counter!("snf_mediate_tap_records_total").absolute(s.stage.tap_records.load(Relaxed));
     counter!("snf_mediate_tap_invalid_total").absolute(s.stage.tap_invalid.load(Relaxed));
+    counter!("snf_mediate_relayed_records_total").absolute(s.stage.relayed.load(Relaxed));
+    counter!("snf_mediate_sessions_total").absolute(s.stage.tap_sessions.load(Relaxed));
+    counter!("snf_mediate_sessions_early_total").absolute(s.stage.sessions_early.load(Relaxed));
     counter!("snf_mediate_blocked_sends_total").absolute(s.stage.blocked_sends.load(Relaxed));
     gauge!("snf_mediate_blocked_seconds").set(s.stage.blocked_ns.load(Relaxed) as f64 / 1e9);
     if let Some(p) = &s.parquet {

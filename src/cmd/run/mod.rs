@@ -3,7 +3,8 @@
 //! ```text
 //! UDP/TCP listeners ─► decode loop ─► mediate ─► fan-out ─┬─► Parquet (./data/parquet) [default]
 //!  (routers' NetFlow/IPFIX,  │     (join: router flows ⨝    ├─► Kafka (+ spool)  [when enabled]
-//!   the taps' IPFIX)         │      tap records → super_flows)└─► dashboard (counters) [default]
+//!   the taps' IPFIX)         │      tap records → super_flows)├─► dashboard (counters) [default]
+//!                            │                              └─► IPFIX re-export  [when enabled]
 //!                            └─ status snapshot ─► HTTP API on 127.0.0.1:8080 (healthz, readyz,
 //!                                                  metrics, /api/v1/exporters, /api/v1/summary,
 //!                                                  /dashboard)
@@ -28,6 +29,7 @@ use mediator::dashboard::exporters::ExporterCounters;
 use mediator::dashboard::Dashboard;
 use mediator::fanout::{BatchSink, Fanout};
 use mediator::http::{ApiState, SinkReadiness};
+use mediator::sink::ipfix::IpfixSink;
 use mediator::sink::kafka::KafkaSink;
 use mediator::sink::parquet::ParquetSink;
 use mediator::sink::records::{AnyRecord, KafkaRecords, ParquetRecords};
@@ -129,8 +131,10 @@ struct Report {
     join: mediator::join::JoinMetrics,
     tap_records: u64,
     tap_invalid: u64,
+    sessions: u64,
     kafka: Option<mediator::sink::kafka::KafkaMetricsSnapshot>,
     parquet: Option<mediator::sink::parquet::ParquetMetricsSnapshot>,
+    ipfix: Option<Vec<mediator::sink::ipfix::CollectorSnapshot>>,
 }
 
 /// The collector's exporters as the dashboard reads them.
@@ -170,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Sinks first: a sink that cannot start (unwritable directory, bad Kafka property) stops
     // start-up before anything listens.
     let mut sinks: Vec<Box<dyn BatchSink<AnyRecord>>> = Vec::new();
-    let (mut kafka_metrics, mut parquet_metrics) = (None, None);
+    let (mut kafka_metrics, mut parquet_metrics, mut ipfix_metrics) = (None, None, None);
     if cfg.sinks.has(SinkName::Parquet) {
         let p = ParquetSink::new(cfg.sinks.parquet.clone())
             .with_context(|| format!("sinks.parquet (dir {})", cfg.sinks.parquet.dir.display()))?;
@@ -182,6 +186,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("sinks.kafka (brokers {})", cfg.sinks.kafka.brokers))?;
         kafka_metrics = Some(k.metrics().clone());
         sinks.push(Box::new(KafkaRecords::new(k).context("sinks.kafka")?));
+    }
+    if cfg.sinks.has(SinkName::Ipfix) {
+        let x = IpfixSink::new(&cfg.sinks.ipfix).context("sinks.ipfix")?;
+        ipfix_metrics = Some(x.metrics());
+        sinks.push(Box::new(x));
     }
     if sinks.is_empty() {
         tracing::warn!("No sink is enabled: records are decoded and counted, then discarded");
@@ -220,6 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             lanes: lanes.clone(),
             kafka: kafka_metrics.clone(),
             parquet: parquet_metrics.clone(),
+            ipfix: ipfix_metrics.clone(),
             stage: stage_metrics.clone(),
         };
         let st = status.clone();
@@ -323,8 +333,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tap_invalid: stage_metrics
             .tap_invalid
             .load(std::sync::atomic::Ordering::Relaxed),
+        sessions: stage_metrics
+            .tap_sessions
+            .load(std::sync::atomic::Ordering::Relaxed),
         kafka: kafka_metrics.map(|m| m.snapshot()),
         parquet: parquet_metrics.map(|m| m.snapshot()),
+        ipfix: ipfix_metrics.map(|m| m.iter().map(|c| c.snapshot()).collect()),
     };
     let json = serde_json::to_string(&report)?;
     eprintln!("{json}");
