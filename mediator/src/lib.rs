@@ -8,10 +8,14 @@
 //! - [`http`]: the HTTP API (health, readiness, Prometheus metrics, exporters).
 //! - [`join`]: the join of router flow records with tap records into super-flows (bounded state,
 //!   grace period, sampling check, VLAN/VRF and NAT options, flush on shutdown and revocation).
+//! - [`scaleout`]: the raw topics (co-partitioning check, the raw producers' sink) and the
+//!   consumer group of `supernetflow mediate` (join per partition set, flush and commit on
+//!   revocation).
 //!
 //! The crate depends only on `schemas`, never on the collector or the tap: the root binary wires
 //! them together.
 pub mod fanout;
 pub mod http;
 pub mod join;
+pub mod scaleout;
 pub mod sink;
