@@ -308,7 +308,7 @@ fn consume(
             "Join state flushed and offsets committed"
         );
         drop(g);
-        let _ = consumer.unsubscribe();
+        consumer.unsubscribe();
         return result.and(finished);
     }
     result

@@ -293,7 +293,8 @@ fn a_lopsided_assignment_is_fatal_and_bad_payloads_are_counted() {
     let (mut e, _, m) = engine(false);
     e.assigned(&[(Side::Flows, 0), (Side::Flows, 1), (Side::Tap, 0)]);
     assert!(e.fatal().is_some_and(|f| f.contains("co-partitioned")));
-    let (mut e, _, _) = engine(false);
+    assert_eq!(m.assignments.load(Relaxed), 1);
+    let (mut e, _, m) = engine(false);
     e.assigned(&[(Side::Flows, 2), (Side::Tap, 2)]);
     assert!(e.fatal().is_none());
     e.record(Side::Tap, 2, 5, b"{not json", NOW).expect("skip");
@@ -303,7 +304,8 @@ fn a_lopsided_assignment_is_fatal_and_bad_payloads_are_counted() {
         2,
         "skipped messages count as consumed"
     );
-    assert_eq!(m.taps_invalid.load(Relaxed), 0, "other engine");
+    assert_eq!(m.taps_invalid.load(Relaxed), 1);
+    assert_eq!(m.flows_invalid.load(Relaxed), 1);
 }
 
 #[test]

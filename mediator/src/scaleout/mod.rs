@@ -30,7 +30,7 @@
 //! - [`producer`]: the raw producers' Kafka sink.
 //! - [`engine`]: join + fan-out + offsets, without Kafka (unit-tested).
 //! - [`consumer`]: the consumer group and its rebalance callback.
-//! - [`metrics`]: [`ScaleoutMetrics`].
+//! - [`metrics`]: the counters ([`ScaleoutMetrics`]).
 
 pub mod config;
 pub mod consumer;
