@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// The embedded default: collector + Parquet (and Kafka when configured) + HTTP API.
     Run(cmd::run::Args),
+    /// One member of the mediators' consumer group over the raw Kafka topics: join, then sinks.
+    Mediate(cmd::mediate::Args),
     /// Decode NetFlow/IPFIX captures, payload files or IPFIX files and print FlowRecords.
     Decode(cmd::decode::Args),
     /// Send the export messages of captures/files over UDP, in order (test helper, load generator).
@@ -43,6 +45,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let r = match cli.command {
         Command::Run(a) => cmd::run::run(a),
+        Command::Mediate(a) => cmd::mediate::run(a),
         Command::Decode(a) => cmd::decode::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Collect(a) => cmd::collect::run(a),

@@ -14,6 +14,10 @@
 //!
 //! Delivery guarantee: whatever a lane's sink accepts is its responsibility (the Kafka sink spools,
 //! the Parquet sink commits files); records a sink refuses are counted in `records_failed`.
+//!
+//! Barrier: [`Fanout::sync`] waits until every lane has written every batch sent before it and its
+//! sink has made them durable ([`BatchSink::sync`]: Kafka delivered or spooled to disk, Parquet
+//! files committed). `supernetflow mediate` calls it before it commits consumer offsets.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender, TrySendError};
@@ -32,6 +36,10 @@ pub trait BatchSink<T>: Send + 'static {
     fn write(&mut self, batch: &[T]) -> Result<u64, String>;
     /// Housekeeping (roll files, replay a spool); called about once a second.
     fn tick(&mut self) -> Result<(), String>;
+    /// Makes every record written so far durable at its destination (Kafka: delivered, or in the
+    /// fsynced spool; Parquet: in committed files), waiting at most `timeout`. The sink stays
+    /// usable. An `Err` says what is not yet durable.
+    fn sync(&mut self, timeout: Duration) -> Result<(), String>;
     /// Delivers or persists what it holds, waiting at most `timeout`, and shuts down.
     fn close(self: Box<Self>, timeout: Duration) -> Result<(), String>;
 }
@@ -105,11 +113,21 @@ pub enum FanoutError {
     /// One or more sinks failed to close cleanly (the messages say which and why).
     #[error("closing sinks: {0}")]
     Close(String),
+    /// One or more sinks could not make what they hold durable in time (which and why).
+    #[error("syncing sinks: {0}")]
+    Sync(String),
+}
+
+/// What a lane's queue carries: batches, and barriers answered once everything before them is
+/// durable.
+enum Msg<T> {
+    Batch(Arc<Vec<T>>),
+    Sync(Duration, SyncSender<Result<(), String>>),
 }
 
 struct Lane<T> {
     name: &'static str,
-    tx: Option<SyncSender<Arc<Vec<T>>>>,
+    tx: Option<SyncSender<Msg<T>>>,
     metrics: Arc<LaneMetrics>,
     thread: Option<JoinHandle<Result<(), String>>>,
 }
@@ -135,7 +153,7 @@ impl<T: Send + Sync + 'static> Fanout<T> {
                 .queue_capacity
                 .store(queue_batches.max(1) as u64, Relaxed);
             metrics.ready.store(sink.ready(), Relaxed);
-            let (tx, rx) = sync_channel::<Arc<Vec<T>>>(queue_batches.max(1));
+            let (tx, rx) = sync_channel::<Msg<T>>(queue_batches.max(1));
             let m = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("sink-{name}"))
@@ -172,7 +190,7 @@ impl<T: Send + Sync + 'static> Fanout<T> {
             };
             lane.metrics.records_in.fetch_add(n, Relaxed);
             lane.metrics.queued_batches.fetch_add(1, Relaxed);
-            match tx.try_send(batch.clone()) {
+            match tx.try_send(Msg::Batch(batch.clone())) {
                 Ok(()) => {}
                 Err(TrySendError::Full(b)) => {
                     lane.metrics.blocked_sends.fetch_add(1, Relaxed);
@@ -191,6 +209,40 @@ impl<T: Send + Sync + 'static> Fanout<T> {
             }
         }
         Ok(())
+    }
+
+    /// Barrier: waits until every lane has written every batch sent before this call and its sink
+    /// has made them durable ([`BatchSink::sync`]), each sink within `timeout` (the lanes work in
+    /// parallel). Every lane is asked even when one fails; the error names each that did.
+    pub fn sync(&mut self, timeout: Duration) -> Result<(), FanoutError> {
+        let mut waiting = Vec::with_capacity(self.lanes.len());
+        let mut errors = Vec::new();
+        for lane in &self.lanes {
+            let Some(tx) = &lane.tx else {
+                errors.push(format!("{}: the sink thread stopped", lane.name));
+                continue;
+            };
+            let (rtx, rrx) = sync_channel(1);
+            // Waits for room like a batch: the barrier is ordered after every queued batch.
+            if tx.send(Msg::Sync(timeout, rtx)).is_err() {
+                errors.push(format!("{}: the sink thread stopped", lane.name));
+                continue;
+            }
+            waiting.push((lane.name, rrx));
+        }
+        for (name, rrx) in waiting {
+            // The lane answers after its queue ahead of the barrier is written, then syncs.
+            match rrx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(format!("{name}: {e}")),
+                Err(_) => errors.push(format!("{name}: the sink thread stopped")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(FanoutError::Sync(errors.join("; ")))
+        }
     }
 
     /// Closes every queue, lets each lane write what is queued and close its sink (bounded by the
@@ -219,7 +271,7 @@ impl<T: Send + Sync + 'static> Fanout<T> {
 
 fn lane_loop<T: Send + Sync + 'static>(
     mut sink: Box<dyn BatchSink<T>>,
-    rx: std::sync::mpsc::Receiver<Arc<Vec<T>>>,
+    rx: std::sync::mpsc::Receiver<Msg<T>>,
     m: Arc<LaneMetrics>,
     close_timeout: Duration,
 ) -> Result<(), String> {
@@ -234,7 +286,14 @@ fn lane_loop<T: Send + Sync + 'static>(
     };
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(batch) => {
+            Ok(Msg::Sync(timeout, reply)) => {
+                let r = sink.sync(timeout);
+                if let Err(e) = &r {
+                    note_error(&m, "sync", e);
+                }
+                let _ = reply.send(r);
+            }
+            Ok(Msg::Batch(batch)) => {
                 m.queued_batches.fetch_sub(1, Relaxed);
                 let n = batch.len() as u64;
                 match sink.write(&batch) {
@@ -299,9 +358,39 @@ mod tests {
         fn tick(&mut self) -> Result<(), String> {
             Ok(())
         }
+        fn sync(&mut self, _: Duration) -> Result<(), String> {
+            // Everything written is in `got` already; record the barrier's place.
+            self.got.lock().map_err(|e| e.to_string())?.push(SYNC_MARK);
+            Ok(())
+        }
         fn close(self: Box<Self>, _: Duration) -> Result<(), String> {
             Ok(())
         }
+    }
+
+    const SYNC_MARK: u32 = u32::MAX;
+
+    #[test]
+    fn sync_is_ordered_after_every_batch_sent_before_it() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sinks: Vec<Box<dyn BatchSink<u32>>> = vec![Box::new(Slow {
+            got: got.clone(),
+            delay: Duration::from_millis(3),
+            refuse_odd: false,
+        })];
+        let mut f = Fanout::start(sinks, 2, Duration::from_secs(1)).expect("start");
+        for i in 0..10u32 {
+            f.send(vec![i]).expect("send");
+        }
+        f.sync(Duration::from_secs(1)).expect("sync");
+        // The barrier returned only after all ten batches were written.
+        let seen: Vec<u32> = got.lock().expect("lock").clone();
+        let mut want: Vec<u32> = (0..10).collect();
+        want.push(SYNC_MARK);
+        assert_eq!(seen, want);
+        f.send(vec![10]).expect("send");
+        f.close().expect("close");
+        assert_eq!(got.lock().expect("lock").last(), Some(&10));
     }
 
     #[test]
@@ -353,6 +442,9 @@ mod tests {
         }
         fn tick(&mut self) -> Result<(), String> {
             Ok(())
+        }
+        fn sync(&mut self, _: Duration) -> Result<(), String> {
+            Err("never durable".into())
         }
         fn close(self: Box<Self>, _: Duration) -> Result<(), String> {
             Ok(())

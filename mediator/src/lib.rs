@@ -10,6 +10,9 @@
 //!   summary (`/api/v1/summary`), and the page that draws it (`/dashboard`).
 //! - [`join`]: the join of router flow records with tap records into super-flows (bounded state,
 //!   grace period, sampling check, VLAN/VRF and NAT options, flush on shutdown and revocation).
+//! - [`scaleout`]: the raw topics (co-partitioning check, the raw producers' sink) and the
+//!   consumer group of `supernetflow mediate` (join per partition set, flush and commit on
+//!   revocation).
 //!
 //! The crate depends only on `schemas`, never on the collector or the tap: the root binary wires
 //! them together.
@@ -17,4 +20,5 @@ pub mod dashboard;
 pub mod fanout;
 pub mod http;
 pub mod join;
+pub mod scaleout;
 pub mod sink;

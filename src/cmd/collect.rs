@@ -1,8 +1,12 @@
-//! `supernetflow collect`: the listeners, printing FlowRecords as JSON lines (the Kafka and
-//! Parquet sinks arrive with the sinks issue).
+//! `supernetflow collect`: the listeners, printing FlowRecords as JSON lines and/or, with
+//! `--to-kafka BROKERS`, publishing them to the raw flows topic for `supernetflow mediate` (tap
+//! records arriving as IPFIX from `probe --export` go to the raw tap topic).
 
 use anyhow::Context;
 use collector::CollectorConfig;
+use mediator::sink::records::AnyRecord;
+use schemas::ipfix::decode::is_tap_record;
+use schemas::ipfix::tap_record_from_flow;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,9 +37,12 @@ pub struct Args {
     /// Requested UDP socket receive buffer, bytes.
     #[arg(long)]
     recv_buffer: Option<usize>,
-    /// Where records go: JSON lines on stdout, or nowhere (counting only, for benchmarks).
-    #[arg(long, value_enum, default_value = "jsonl")]
-    output: Output,
+    /// Records as JSON lines on stdout, or not (counting only, for benchmarks). Default: jsonl,
+    /// or none with --to-kafka.
+    #[arg(long, value_enum)]
+    output: Option<Output>,
+    #[command(flatten)]
+    to_kafka: super::to_kafka::ToKafkaArgs,
     /// Log the counters every N seconds (0: never).
     #[arg(long, default_value_t = 10)]
     stats_interval_secs: u64,
@@ -92,7 +99,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // JSON lines are written by their own thread, so serialising does not slow decoding; the
     // channel is bounded, so a slow stdout back-pressures the decode loop (and from there shows in
     // queue_full_drops) instead of growing memory.
-    let output = args.output;
+    let output = args.output.unwrap_or(if args.to_kafka.to_kafka.is_some() {
+        Output::None
+    } else {
+        Output::Jsonl
+    });
+    let mut producer = args.to_kafka.start("raw-flows")?;
+    let mut tap_invalid = 0u64;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<schemas::FlowRecord>>(64);
     let writer = std::thread::Builder::new()
         .name("jsonl-writer".into())
@@ -132,6 +145,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         },
         |records| {
+            if let Some(p) = producer.as_mut() {
+                // Printed too: a copy; else the batch moves to the producer.
+                if output == Output::Jsonl {
+                    let raw = raw_records(records.clone(), &mut tap_invalid);
+                    p.fanout.send(raw).map_err(|e| e.to_string())?;
+                } else {
+                    let raw = raw_records(records, &mut tap_invalid);
+                    return p.fanout.send(raw).map_err(|e| e.to_string());
+                }
+            }
             if output == Output::Jsonl {
                 if let Some(t) = &tx {
                     t.send(records)
@@ -147,14 +170,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let written = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
+    // The listeners have drained: the producer delivers what it holds (or spools it).
+    let kafka = producer.take().map(|p| p.close()).transpose();
     let report = report?;
     written.context("writing records to stdout")?;
-    let json = serde_json::to_string(&report)?;
+    let kafka = kafka?;
+    let json = match &kafka {
+        None => serde_json::to_string(&report)?,
+        Some(k) => {
+            let mut v = serde_json::to_value(&report)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("kafka".into(), serde_json::to_value(k)?);
+                o.insert("tap_invalid".into(), tap_invalid.into());
+            }
+            v.to_string()
+        }
+    };
     eprintln!("{json}");
     if let Some(p) = &args.report {
         std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
+}
+
+/// The raw topics' records of a decoded batch: router flows as they are, records carrying the
+/// tap's marker (a `probe --export` sending to this collector) turned back into tap records.
+fn raw_records(records: Vec<schemas::FlowRecord>, tap_invalid: &mut u64) -> Vec<AnyRecord> {
+    let mut out = Vec::with_capacity(records.len());
+    for f in records {
+        if is_tap_record(&f) {
+            match tap_record_from_flow(&f) {
+                Some(Ok(t)) => out.push(AnyRecord::Tap(Box::new(t))),
+                Some(Err(e)) => {
+                    *tap_invalid += 1;
+                    if *tap_invalid <= 10 {
+                        tracing::warn!(exporter = %f.exporter, error = %e, "Tap record does not decode; not published");
+                    }
+                }
+                None => {}
+            }
+        } else {
+            out.push(AnyRecord::Flow(f));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

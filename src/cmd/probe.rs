@@ -2,7 +2,8 @@
 //! pipeline (the kernel program's Rust twin, DPI-lite, classification); `--interface` attaches
 //! the kernel program to a mirror port and runs the same user-side steps on what it sends up
 //! ([`enrich_probe::live`]). Both print TapRecords and Netify-style `flow_stats` as JSON lines
-//! and, with `--export`, send the tap records as IPFIX to a collector.
+//! and, with `--export`, send the tap records as IPFIX to a collector; with `--to-kafka`, they
+//! publish them to the raw tap topic for `supernetflow mediate`.
 
 use anyhow::Context;
 use enrich_probe::classify::signatures::Signatures;
@@ -38,7 +39,7 @@ pub struct Args {
     #[arg(long, default_value_t = 5)]
     scan_secs: u64,
     /// Output on stdout: `jsonl` (TapRecords, flow_stats and session lines), or `none`.
-    /// Default: jsonl, or none with --export.
+    /// Default: jsonl, or none with --export or --to-kafka.
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Send the tap records as IPFIX (enterprise elements, see schemas/published/
@@ -84,6 +85,8 @@ pub struct Args {
     /// Write the run's counters as JSON to this file (and a summary to the log).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    #[command(flatten)]
+    to_kafka: super::to_kafka::ToKafkaArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -131,14 +134,18 @@ struct Report {
     export_sessions: Option<enrich_probe::export::ExportCounters>,
     /// IPFIX bytes sent per byte of mirrored traffic (the capture's original frame lengths).
     export_ratio: Option<f64>,
+    /// The raw producer's counters (--to-kafka).
+    kafka: Option<mediator::sink::kafka::KafkaMetricsSnapshot>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let format = args.format.unwrap_or(if args.export.is_some() {
-        Format::None
-    } else {
-        Format::Jsonl
-    });
+    let format = args.format.unwrap_or(
+        if args.export.is_some() || args.to_kafka.to_kafka.is_some() {
+            Format::None
+        } else {
+            Format::Jsonl
+        },
+    );
     let mut exporter = match &args.export {
         None => None,
         Some(to) => {
@@ -158,6 +165,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         }
     };
+    let mut producer = args.to_kafka.start("raw-tap")?;
+    let mut to_kafka: Vec<mediator::sink::records::AnyRecord> = Vec::new();
+    let mut kafka_error: Option<String> = None;
     let sigs = match &args.signatures {
         Some(p) => Signatures::load(p)?,
         None => Signatures::builtin()?,
@@ -184,6 +194,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut export_error: Option<enrich_probe::export::ExportError> = None;
     let mut write_error: Option<enrich_probe::ProbeError> = None;
     let mut emit = |o: &enrich_probe::Output| {
+        if let (Some(p), enrich_probe::Output::Tap(t)) = (&mut producer, o) {
+            to_kafka.push(mediator::sink::records::AnyRecord::Tap(t.clone()));
+            // Live, every record goes out at once; offline, in batches.
+            if (live_mode || to_kafka.len() >= EXPORT_BATCH) && kafka_error.is_none() {
+                if let Err(e) = p.fanout.send(std::mem::take(&mut to_kafka)) {
+                    kafka_error = Some(e.to_string());
+                }
+            }
+        }
         match (&mut exporter, o) {
             (Some(x), enrich_probe::Output::Tap(t)) => {
                 pending.push(t.as_ref().clone());
@@ -273,6 +292,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(e) = export_error {
         return Err(e).context("probe --export");
     }
+    if let Some(e) = kafka_error {
+        anyhow::bail!("probe --to-kafka: {e}");
+    }
+    let kafka = match producer {
+        None => None,
+        Some(mut p) => {
+            p.fanout
+                .send(std::mem::take(&mut to_kafka))
+                .context("probe --to-kafka")?;
+            Some(p.close().context("probe --to-kafka")?)
+        }
+    };
     let (export, export_sessions) = match exporter {
         None => (None, None),
         Some(mut x) => {
@@ -300,6 +331,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         offline,
         export,
         export_sessions,
+        kafka,
     };
     tracing::info!(
         frames = report.offline.capture.frames,

@@ -240,6 +240,8 @@ pub struct CollectOpts {
     /// `--state-file`; `None` passes `--no-state`.
     pub state_file: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    /// More arguments (e.g. `--to-kafka BROKERS`).
+    pub extra: Vec<String>,
 }
 
 impl Default for CollectOpts {
@@ -249,6 +251,7 @@ impl Default for CollectOpts {
             tcp: false,
             state_file: None,
             config: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -344,6 +347,7 @@ impl Collector {
         if let Some(c) = &opts.config {
             cmd.arg("--config").arg(c);
         }
+        cmd.args(&opts.extra);
         cmd.arg("--ready-file")
             .arg(&ready)
             .arg("--stats-interval-secs")

@@ -143,6 +143,11 @@ impl BatchSink<AnyRecord> for DashboardSink {
         Ok(())
     }
 
+    /// Counters only: nothing to make durable.
+    fn sync(&mut self, _timeout: Duration) -> Result<(), String> {
+        Ok(())
+    }
+
     fn close(self: Box<Self>, _timeout: Duration) -> Result<(), String> {
         Ok(())
     }

@@ -80,8 +80,9 @@
 //! what is known) and forgets their tap summaries; the mediator then commits its offsets, so the
 //! new owner neither re-emits nor misses a router record. What a rebalance can cost is enrichment,
 //! not records: a router record reaching the new owner for a flow whose tap reports were consumed
-//! by the old one finds only the tap's later reports (an active tap flow reports every 30 s, so
-//! its summary is rebuilt within that). Which partitioner the producers use is a
+//! by the old one would find only the tap's later reports, which is why `supernetflow mediate`
+//! commits tap partitions rewound to the oldest report still in use (see
+//! [`crate::scaleout::engine`]), so the new owner re-reads them. Which partitioner the producers use is a
 //! parameter ([`Partitioner`]: librdkafka's default `consistent_random`, CRC-32, or Java's
 //! murmur2). `ignore_scope` and `nat` join records whose keys differ, which Kafka may put in
 //! different partitions: they need one mediator for both sides (or producers keyed accordingly).

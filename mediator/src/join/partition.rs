@@ -12,10 +12,10 @@
 //! Both topics (router records, tap records) must use the same partitioner and partition count,
 //! or the two sides of a flow do not meet in one mediator.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A producer's partitioner for keyed messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Partitioner {
     /// librdkafka's default: `crc32(key) % partitions`.
@@ -27,6 +27,15 @@ pub enum Partitioner {
 }
 
 impl Partitioner {
+    /// The name librdkafka's `partitioner` property gives it: producers that publish the raw
+    /// topics set it, so that their partitioning and the mediator's revocation flush agree.
+    pub fn librdkafka_name(self) -> &'static str {
+        match self {
+            Partitioner::ConsistentRandom => "consistent_random",
+            Partitioner::Murmur2 => "murmur2_random",
+        }
+    }
+
     /// The partition of the records keyed by `key` (the 64-bit flow key hash), among
     /// `partitions` (0 or less is taken as 1).
     pub fn partition(self, key: u64, partitions: i32) -> i32 {

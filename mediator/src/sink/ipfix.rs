@@ -372,6 +372,14 @@ impl BatchSink<AnyRecord> for IpfixSink {
         Ok(())
     }
 
+    /// Every batch is encoded and sent when written: nothing is held back. IPFIX has no
+    /// delivery acknowledgement (UDP: none at all; TCP: the kernel's), so "durable" here means
+    /// "handed to the socket"; records a collector could not take are counted as failed.
+    fn sync(&mut self, _timeout: Duration) -> Result<(), String> {
+        self.publish();
+        Ok(())
+    }
+
     fn close(self: Box<Self>, _timeout: Duration) -> Result<(), String> {
         self.publish();
         let this = *self;

@@ -120,6 +120,11 @@ impl BatchSink<AnyRecord> for ParquetRecords {
             .map_err(|e| e.to_string())
     }
 
+    /// Commits every open file: a row is durable (and visible) once its file is renamed.
+    fn sync(&mut self, _timeout: Duration) -> Result<(), String> {
+        self.0.commit_open().map(|_| ()).map_err(|e| e.to_string())
+    }
+
     fn close(self: Box<Self>, _timeout: Duration) -> Result<(), String> {
         let m = self.0.close().map_err(|e| e.to_string())?;
         tracing::info!(
@@ -200,6 +205,11 @@ impl KafkaRecords {
         })
     }
 
+    /// The Kafka sink's counters.
+    pub fn metrics(&self) -> &std::sync::Arc<super::kafka::KafkaMetrics> {
+        self.sink.metrics()
+    }
+
     fn send_one<R: Record + serde::Serialize>(&mut self, r: &R) -> Result<(), String> {
         let lane = &self.lanes[lane_index(R::KIND)];
         self.buf.clear();
@@ -246,6 +256,28 @@ impl BatchSink<AnyRecord> for KafkaRecords {
 
     fn tick(&mut self) -> Result<(), String> {
         self.sink.poll().map_err(|e| e.to_string())
+    }
+
+    /// Waits for the broker's delivery reports. While the broker is away the records are in the
+    /// spool, fsynced, which is durable too (replayed in order when it is back): only records
+    /// still inside librdkafka without a report when the time runs out make this an error.
+    fn sync(&mut self, timeout: Duration) -> Result<(), String> {
+        // In spool mode every record is in the spool (what librdkafka holds then is a replay
+        // batch, still in the spool until confirmed): syncing the spool is enough, no waiting.
+        let timeout = if self.sink.spooling() {
+            Duration::ZERO
+        } else {
+            timeout
+        };
+        match self.sink.flush(timeout) {
+            Ok(()) => Ok(()),
+            Err(super::SinkError::FlushTimeout { in_flight, .. })
+                if in_flight == 0 || self.sink.spooling() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn close(mut self: Box<Self>, timeout: Duration) -> Result<(), String> {

@@ -32,6 +32,9 @@ pub struct RunConfig {
     pub sinks: SinksConfig,
     /// The join of router flows with the taps' records.
     pub join: mediator::join::JoinConfig,
+    /// Scale-out through Kafka: the raw topics and the mediators' consumer group
+    /// (`supernetflow mediate`; `run` does not read it).
+    pub scaleout: mediator::scaleout::ScaleoutConfig,
 }
 
 /// Which sinks run, and how they are fed.
@@ -131,6 +134,30 @@ pub fn validate(cfg: &mut RunConfig) -> anyhow::Result<()> {
             .ipfix
             .validate()
             .map_err(|e| anyhow::anyhow!("sinks.ipfix.{e}"))?;
+    }
+    cfg.scaleout
+        .validate()
+        .map_err(|e| anyhow::anyhow!("scaleout.{e}"))?;
+    Ok(())
+}
+
+/// What `mediate` needs beyond [`validate`]: its outputs must not go to the raw topics it reads.
+pub fn validate_mediate(cfg: &RunConfig) -> anyhow::Result<()> {
+    if cfg.sinks.has(SinkName::Kafka) {
+        let t = &cfg.sinks.kafka.topics;
+        for (key, topic) in [
+            ("flow_records", &t.flow_records),
+            ("tap_records", &t.tap_records),
+            ("super_flows", &t.super_flows),
+            ("app_sessions", &t.app_sessions),
+        ] {
+            if *topic == cfg.scaleout.flows_topic || *topic == cfg.scaleout.tap_topic {
+                anyhow::bail!(
+                    "sinks.kafka.topics.{key} = {topic:?} is a raw topic mediate reads \
+                     (scaleout.flows_topic / scaleout.tap_topic): outputs would loop back"
+                );
+            }
+        }
     }
     Ok(())
 }

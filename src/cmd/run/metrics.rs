@@ -7,22 +7,120 @@ use collector::status::Status;
 use collector::DecodeStats;
 use mediator::fanout::LaneMetrics;
 use mediator::join::JoinMetrics;
+use mediator::scaleout::metrics::ScaleoutSnapshot;
+use mediator::scaleout::ScaleoutMetrics;
 use mediator::sink::ipfix::IpfixMetrics;
 use mediator::sink::kafka::KafkaMetrics;
 use mediator::sink::parquet::ParquetMetrics;
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 use std::sync::Arc;
 
-/// Everything the metrics read.
+/// Everything the metrics read (`run` has a collector and its mediation stage; `mediate` has
+/// its consumer instead).
 #[derive(Clone)]
 pub struct Sources {
-    pub status: Arc<Status>,
+    pub status: Option<Arc<Status>>,
     pub lanes: Vec<(&'static str, Arc<LaneMetrics>)>,
     pub kafka: Option<Arc<KafkaMetrics>>,
     pub parquet: Option<Arc<ParquetMetrics>>,
     pub ipfix: Option<IpfixMetrics>,
-    pub stage: Arc<super::mediate::StageMetrics>,
+    pub stage: Option<Arc<super::mediate::StageMetrics>>,
+    pub scaleout: Option<Arc<ScaleoutMetrics>>,
 }
+
+/// A counter or gauge of `mediate`'s consumer: (metric, labels, field, help).
+type ScaleoutValue = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    fn(&ScaleoutSnapshot) -> u64,
+    &'static str,
+);
+
+/// `mediate`'s consumer counters (one HELP per name: the first of each name carries it).
+const SCALEOUT_COUNTERS: &[ScaleoutValue] = &[
+    (
+        "snf_scaleout_consumed_records_total",
+        &[("topic", "flows")],
+        |s| s.flows_consumed,
+        "Records consumed from a raw topic (flows: router flow records; tap: tap records).",
+    ),
+    (
+        "snf_scaleout_consumed_records_total",
+        &[("topic", "tap")],
+        |s| s.taps_consumed,
+        "",
+    ),
+    (
+        "snf_scaleout_invalid_records_total",
+        &[("topic", "flows")],
+        |s| s.flows_invalid,
+        "Messages of a raw topic that are not its record in JSON (skipped).",
+    ),
+    (
+        "snf_scaleout_invalid_records_total",
+        &[("topic", "tap")],
+        |s| s.taps_invalid,
+        "",
+    ),
+    (
+        "snf_scaleout_rebalances_total",
+        &[("event", "assign")],
+        |s| s.assignments,
+        "Partition assignments and revocations handled.",
+    ),
+    (
+        "snf_scaleout_rebalances_total",
+        &[("event", "revoke")],
+        |s| s.revocations,
+        "",
+    ),
+    (
+        "snf_scaleout_revoke_flushed_total",
+        &[],
+        |s| s.revoke_flushed,
+        "Router records emitted early because their partition was revoked.",
+    ),
+    (
+        "snf_scaleout_commits_total",
+        &[],
+        |s| s.commits,
+        "Offset commits that succeeded.",
+    ),
+    (
+        "snf_scaleout_commit_errors_total",
+        &[],
+        |s| s.commit_errors,
+        "Offset commits the broker refused.",
+    ),
+    (
+        "snf_scaleout_commits_skipped_total",
+        &[],
+        |s| s.commits_skipped,
+        "Commits skipped because the sinks could not confirm the outputs durable in time.",
+    ),
+    (
+        "snf_scaleout_consumer_errors_total",
+        &[],
+        |s| s.consumer_errors,
+        "Errors the Kafka consumer reported.",
+    ),
+];
+
+/// `mediate`'s consumer gauges.
+const SCALEOUT_GAUGES: &[ScaleoutValue] = &[
+    (
+        "snf_scaleout_assigned_partitions",
+        &[],
+        |s| s.assigned_partitions,
+        "Partitions of each raw topic assigned to this mediator.",
+    ),
+    (
+        "snf_scaleout_topic_partitions",
+        &[],
+        |s| s.topic_partitions,
+        "Partition count of the raw topics.",
+    ),
+];
 
 /// A counter or gauge read from the join's metrics: (metric, field, help).
 type JoinValue = (&'static str, fn(&JoinMetrics) -> u64, &'static str);
@@ -420,6 +518,14 @@ pub fn describe() {
         "snf_mediate_blocked_seconds",
         "Cumulative time the decode loop waited for the mediation stage."
     );
+    for (name, _, _, help) in SCALEOUT_COUNTERS {
+        if !help.is_empty() {
+            describe_counter!(*name, *help);
+        }
+    }
+    for (name, _, _, help) in SCALEOUT_GAUGES {
+        describe_gauge!(*name, *help);
+    }
     describe_gauge!(
         "snf_build_info",
         "Always 1; the labels say which build runs."
@@ -429,35 +535,37 @@ pub fn describe() {
 /// Copies every live value into the recorder in force.
 pub fn refresh(s: &Sources) {
     gauge!("snf_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
-    let snap = s.status.snapshot();
-    gauge!("snf_collector_exporters").set(snap.exporters.len() as f64);
-    for e in &snap.exporters {
-        let exporter = match e.port {
-            Some(p) => format!("{}:{p}", e.address),
-            None => e.address.to_string(),
-        };
-        for (name, f, _) in EXPORTER_COUNTERS {
-            counter!(*name, "exporter" => exporter.clone(), "transport" => e.transport)
-                .absolute(f(&e.stats));
+    if let Some(status) = &s.status {
+        let snap = status.snapshot();
+        gauge!("snf_collector_exporters").set(snap.exporters.len() as f64);
+        for e in &snap.exporters {
+            let exporter = match e.port {
+                Some(p) => format!("{}:{p}", e.address),
+                None => e.address.to_string(),
+            };
+            for (name, f, _) in EXPORTER_COUNTERS {
+                counter!(*name, "exporter" => exporter.clone(), "transport" => e.transport)
+                    .absolute(f(&e.stats));
+            }
+            gauge!("snf_collector_templates", "exporter" => exporter.clone(), "transport" => e.transport)
+                .set(e.templates.len() as f64);
         }
-        gauge!("snf_collector_templates", "exporter" => exporter.clone(), "transport" => e.transport)
-            .set(e.templates.len() as f64);
+        for (name, f, _) in TOTAL_COUNTERS {
+            counter!(*name).absolute(f(&snap.totals));
+        }
+        counter!("snf_collector_state_saves_total").absolute(snap.state_saves);
+        counter!("snf_collector_state_save_errors_total").absolute(snap.state_save_errors);
+        let i = status.ingest.snapshot();
+        counter!("snf_ingest_udp_datagrams_total").absolute(i.udp_datagrams);
+        counter!("snf_ingest_udp_bytes_total").absolute(i.udp_bytes);
+        counter!("snf_ingest_queue_full_drops_total").absolute(i.queue_full_drops);
+        counter!("snf_ingest_kernel_drops_total").absolute(i.kernel_drops);
+        counter!("snf_ingest_tcp_connections_total").absolute(i.tcp_connections_total);
+        gauge!("snf_ingest_tcp_connections_open").set(i.tcp_connections_open as f64);
+        counter!("snf_ingest_tcp_connections_rejected_total").absolute(i.tcp_connections_rejected);
+        counter!("snf_ingest_tcp_messages_total").absolute(i.tcp_messages);
+        counter!("snf_ingest_tcp_framing_errors_total").absolute(i.tcp_framing_errors);
     }
-    for (name, f, _) in TOTAL_COUNTERS {
-        counter!(*name).absolute(f(&snap.totals));
-    }
-    counter!("snf_collector_state_saves_total").absolute(snap.state_saves);
-    counter!("snf_collector_state_save_errors_total").absolute(snap.state_save_errors);
-    let i = s.status.ingest.snapshot();
-    counter!("snf_ingest_udp_datagrams_total").absolute(i.udp_datagrams);
-    counter!("snf_ingest_udp_bytes_total").absolute(i.udp_bytes);
-    counter!("snf_ingest_queue_full_drops_total").absolute(i.queue_full_drops);
-    counter!("snf_ingest_kernel_drops_total").absolute(i.kernel_drops);
-    counter!("snf_ingest_tcp_connections_total").absolute(i.tcp_connections_total);
-    gauge!("snf_ingest_tcp_connections_open").set(i.tcp_connections_open as f64);
-    counter!("snf_ingest_tcp_connections_rejected_total").absolute(i.tcp_connections_rejected);
-    counter!("snf_ingest_tcp_messages_total").absolute(i.tcp_messages);
-    counter!("snf_ingest_tcp_framing_errors_total").absolute(i.tcp_framing_errors);
     for (sink, m) in &s.lanes {
         let l = m.snapshot();
         let sink = *sink;
@@ -503,21 +611,41 @@ pub fn refresh(s: &Sources) {
         gauge!("snf_ipfix_connected_exporters", "collector" => c.collector.clone())
             .set(c.connected as f64);
     }
-    let j = s.stage.join();
-    for (name, f, _) in JOIN_COUNTERS {
-        counter!(*name).absolute(f(&j));
-    }
-    for (name, f, _) in JOIN_GAUGES {
-        gauge!(*name).set(f(&j) as f64);
+    let j = match (&s.stage, &s.scaleout) {
+        (Some(st), _) => Some(st.join()),
+        (None, Some(so)) => Some(so.join()),
+        (None, None) => None,
+    };
+    if let Some(j) = j {
+        for (name, f, _) in JOIN_COUNTERS {
+            counter!(*name).absolute(f(&j));
+        }
+        for (name, f, _) in JOIN_GAUGES {
+            gauge!(*name).set(f(&j) as f64);
+        }
     }
     use std::sync::atomic::Ordering::Relaxed;
-    counter!("snf_mediate_tap_records_total").absolute(s.stage.tap_records.load(Relaxed));
-    counter!("snf_mediate_tap_invalid_total").absolute(s.stage.tap_invalid.load(Relaxed));
-    counter!("snf_mediate_relayed_records_total").absolute(s.stage.relayed.load(Relaxed));
-    counter!("snf_mediate_sessions_total").absolute(s.stage.tap_sessions.load(Relaxed));
-    counter!("snf_mediate_sessions_early_total").absolute(s.stage.sessions_early.load(Relaxed));
-    counter!("snf_mediate_blocked_sends_total").absolute(s.stage.blocked_sends.load(Relaxed));
-    gauge!("snf_mediate_blocked_seconds").set(s.stage.blocked_ns.load(Relaxed) as f64 / 1e9);
+    if let Some(st) = &s.stage {
+        counter!("snf_mediate_tap_records_total").absolute(st.tap_records.load(Relaxed));
+        counter!("snf_mediate_tap_invalid_total").absolute(st.tap_invalid.load(Relaxed));
+        counter!("snf_mediate_relayed_records_total").absolute(st.relayed.load(Relaxed));
+        counter!("snf_mediate_sessions_total").absolute(st.tap_sessions.load(Relaxed));
+        counter!("snf_mediate_sessions_early_total").absolute(st.sessions_early.load(Relaxed));
+        counter!("snf_mediate_blocked_sends_total").absolute(st.blocked_sends.load(Relaxed));
+        gauge!("snf_mediate_blocked_seconds").set(st.blocked_ns.load(Relaxed) as f64 / 1e9);
+    }
+    if let Some(so) = &s.scaleout {
+        let snap = so.snapshot();
+        let labels = |l: &[(&'static str, &'static str)]| -> Vec<metrics::Label> {
+            l.iter().map(|(k, v)| metrics::Label::new(*k, *v)).collect()
+        };
+        for (name, l, f, _) in SCALEOUT_COUNTERS {
+            counter!(*name, labels(l)).absolute(f(&snap));
+        }
+        for (name, l, f, _) in SCALEOUT_GAUGES {
+            gauge!(*name, labels(l)).set(f(&snap) as f64);
+        }
+    }
     if let Some(p) = &s.parquet {
         let p = p.snapshot();
         counter!("snf_parquet_rows_written_total").absolute(p.rows_written);

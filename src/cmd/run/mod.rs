@@ -21,17 +21,17 @@
 
 pub mod config;
 mod mediate;
-mod metrics;
+pub(crate) mod metrics;
 
 use anyhow::Context;
 use config::{RunConfig, SinkName};
 use mediator::dashboard::exporters::ExporterCounters;
 use mediator::dashboard::Dashboard;
-use mediator::fanout::{BatchSink, Fanout};
+use mediator::fanout::{BatchSink, Fanout, LaneMetrics};
 use mediator::http::{ApiState, SinkReadiness};
-use mediator::sink::ipfix::IpfixSink;
-use mediator::sink::kafka::KafkaSink;
-use mediator::sink::parquet::ParquetSink;
+use mediator::sink::ipfix::{IpfixMetrics, IpfixSink};
+use mediator::sink::kafka::{KafkaMetrics, KafkaSink};
+use mediator::sink::parquet::{ParquetMetrics, ParquetSink};
 use mediator::sink::records::{AnyRecord, KafkaRecords, ParquetRecords};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -157,6 +157,124 @@ fn exporter_counters(s: &collector::status::StatusSnapshot) -> Vec<ExporterCount
         .collect()
 }
 
+/// The sinks of `[sinks]` on their fan-out, with their counters (shared by `run` and `mediate`).
+pub(crate) struct Sinks {
+    pub fanout: Fanout<AnyRecord>,
+    pub lanes: Vec<(&'static str, Arc<LaneMetrics>)>,
+    pub kafka: Option<Arc<KafkaMetrics>>,
+    pub parquet: Option<Arc<ParquetMetrics>>,
+    pub ipfix: Option<IpfixMetrics>,
+}
+
+/// Opens the enabled sinks and starts their fan-out, with `extra` lanes (the dashboard) after
+/// them.
+pub(crate) fn start_sinks(
+    cfg: &config::SinksConfig,
+    extra: Vec<Box<dyn BatchSink<AnyRecord>>>,
+) -> anyhow::Result<Sinks> {
+    let mut sinks: Vec<Box<dyn BatchSink<AnyRecord>>> = Vec::new();
+    let (mut kafka, mut parquet, mut ipfix) = (None, None, None);
+    if cfg.has(SinkName::Parquet) {
+        let p = ParquetSink::new(cfg.parquet.clone())
+            .with_context(|| format!("sinks.parquet (dir {})", cfg.parquet.dir.display()))?;
+        parquet = Some(p.metrics());
+        sinks.push(Box::new(ParquetRecords(p)));
+    }
+    if cfg.has(SinkName::Kafka) {
+        let k = KafkaSink::new(cfg.kafka.clone())
+            .with_context(|| format!("sinks.kafka (brokers {})", cfg.kafka.brokers))?;
+        kafka = Some(k.metrics().clone());
+        sinks.push(Box::new(KafkaRecords::new(k).context("sinks.kafka")?));
+    }
+    if cfg.has(SinkName::Ipfix) {
+        let x = IpfixSink::new(&cfg.ipfix).context("sinks.ipfix")?;
+        ipfix = Some(x.metrics());
+        sinks.push(Box::new(x));
+    }
+    if sinks.is_empty() {
+        tracing::warn!("No sink is enabled: records are decoded and counted, then discarded");
+    }
+    sinks.extend(extra);
+    let fanout = Fanout::start(
+        sinks,
+        cfg.queue_batches,
+        Duration::from_secs(cfg.close_timeout_secs),
+    )?;
+    let lanes = fanout.metrics();
+    Ok(Sinks {
+        fanout,
+        lanes,
+        kafka,
+        parquet,
+        ipfix,
+    })
+}
+
+/// The HTTP API serving on its own thread.
+pub(crate) struct Http {
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl Http {
+    /// Stops serving and waits for the thread.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        match self.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP API stopped with an error"),
+            Err(_) => tracing::warn!("HTTP API thread panicked"),
+        }
+    }
+}
+
+/// Starts the HTTP API of `[http]` (none when disabled): health, readiness of the sinks in
+/// `sources`, Prometheus metrics from `sources`, `/api/v1/exporters` from `exporters`, and the
+/// dashboard with `/api/v1/summary` when `summary` is given.
+pub(crate) fn start_http(
+    cfg: &mediator::http::HttpConfig,
+    sources: metrics::Sources,
+    exporters: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
+    summary: Option<Arc<mediator::http::SummaryFn>>,
+) -> anyhow::Result<Option<Http>> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let listener = cfg.bind()?;
+    let addr = listener.local_addr().context("HTTP listen address")?;
+    let ready_lanes = sources.lanes.clone();
+    let api = ApiState {
+        exporters,
+        ready: Arc::new(move || {
+            ready_lanes
+                .iter()
+                .map(|(name, m)| SinkReadiness {
+                    sink: name.to_string(),
+                    ready: m.ready.load(std::sync::atomic::Ordering::Relaxed),
+                })
+                .collect()
+        }),
+        refresh_metrics: Arc::new(move || metrics::refresh(&sources)),
+    };
+    let router = mediator::http::router_with_dashboard(cfg, api, summary, metrics::describe);
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    let thread = std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            rt.block_on(mediator::http::serve(listener, router, async move {
+                let _ = stop_rx.await;
+            }))
+        })
+        .context("starting the HTTP thread")?;
+    tracing::info!(%addr, "HTTP API listening");
+    Ok(Some(Http { addr, stop, thread }))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = effective_config(&args)?;
     if args.print_config {
@@ -173,109 +291,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // Sinks first: a sink that cannot start (unwritable directory, bad Kafka property) stops
     // start-up before anything listens.
-    let mut sinks: Vec<Box<dyn BatchSink<AnyRecord>>> = Vec::new();
-    let (mut kafka_metrics, mut parquet_metrics, mut ipfix_metrics) = (None, None, None);
-    if cfg.sinks.has(SinkName::Parquet) {
-        let p = ParquetSink::new(cfg.sinks.parquet.clone())
-            .with_context(|| format!("sinks.parquet (dir {})", cfg.sinks.parquet.dir.display()))?;
-        parquet_metrics = Some(p.metrics());
-        sinks.push(Box::new(ParquetRecords(p)));
-    }
-    if cfg.sinks.has(SinkName::Kafka) {
-        let k = KafkaSink::new(cfg.sinks.kafka.clone())
-            .with_context(|| format!("sinks.kafka (brokers {})", cfg.sinks.kafka.brokers))?;
-        kafka_metrics = Some(k.metrics().clone());
-        sinks.push(Box::new(KafkaRecords::new(k).context("sinks.kafka")?));
-    }
-    if cfg.sinks.has(SinkName::Ipfix) {
-        let x = IpfixSink::new(&cfg.sinks.ipfix).context("sinks.ipfix")?;
-        ipfix_metrics = Some(x.metrics());
-        sinks.push(Box::new(x));
-    }
-    if sinks.is_empty() {
-        tracing::warn!("No sink is enabled: records are decoded and counted, then discarded");
-    }
-    // The dashboard: one more lane, aggregating what the sinks get (served with the HTTP API).
+    // The dashboard is one more lane, aggregating what the sinks get (served with the HTTP API).
     let status = Arc::new(collector::status::Status::default());
+    let mut extra: Vec<Box<dyn BatchSink<AnyRecord>>> = Vec::new();
     let dashboard = if cfg.dashboard.enabled && cfg.http.enabled {
         let st = status.clone();
         let (dash, lane) = Dashboard::new(
             &cfg.dashboard,
             Some(Arc::new(move || exporter_counters(&st.snapshot()))),
         );
-        sinks.push(Box::new(lane));
+        extra.push(Box::new(lane));
         Some(dash)
     } else {
         None
     };
-    let fanout = Fanout::start(
-        sinks,
-        cfg.sinks.queue_batches,
-        Duration::from_secs(cfg.sinks.close_timeout_secs),
-    )?;
-    let lanes = fanout.metrics();
+    let sinks = start_sinks(&cfg.sinks, extra)?;
+    let lanes = sinks.lanes.clone();
+    let (kafka_metrics, parquet_metrics, ipfix_metrics) = (
+        sinks.kafka.clone(),
+        sinks.parquet.clone(),
+        sinks.ipfix.clone(),
+    );
     let stage_metrics = Arc::new(mediate::StageMetrics::default());
-    let (stage, stage_thread) = mediate::start(cfg.join.clone(), fanout, stage_metrics.clone())
-        .context("starting the mediation stage")?;
+    let (stage, stage_thread) =
+        mediate::start(cfg.join.clone(), sinks.fanout, stage_metrics.clone())
+            .context("starting the mediation stage")?;
 
     // The HTTP API on its own small runtime.
-    let mut http_addr = None;
-    let mut http = None;
-    if cfg.http.enabled {
-        let listener = cfg.http.bind()?;
-        http_addr = Some(listener.local_addr().context("HTTP listen address")?);
-        let sources = metrics::Sources {
-            status: status.clone(),
+    let st = status.clone();
+    let http = start_http(
+        &cfg.http,
+        metrics::Sources {
+            status: Some(status.clone()),
             lanes: lanes.clone(),
             kafka: kafka_metrics.clone(),
             parquet: parquet_metrics.clone(),
             ipfix: ipfix_metrics.clone(),
-            stage: stage_metrics.clone(),
-        };
-        let st = status.clone();
-        let ready_lanes = lanes.clone();
-        let api = ApiState {
-            exporters: Arc::new(move || {
-                let s = st.snapshot();
-                serde_json::json!({
-                    "updated_ms": s.updated_ms,
-                    "totals": s.totals,
-                    "exporters": s.exporters,
-                })
-            }),
-            ready: Arc::new(move || {
-                ready_lanes
-                    .iter()
-                    .map(|(name, m)| SinkReadiness {
-                        sink: name.to_string(),
-                        ready: m.ready.load(std::sync::atomic::Ordering::Relaxed),
-                    })
-                    .collect()
-            }),
-            refresh_metrics: Arc::new(move || metrics::refresh(&sources)),
-        };
-        let summary = dashboard.map(|d| {
+            stage: Some(stage_metrics.clone()),
+            scaleout: None,
+        },
+        Arc::new(move || {
+            let s = st.snapshot();
+            serde_json::json!({
+                "updated_ms": s.updated_ms,
+                "totals": s.totals,
+                "exporters": s.exporters,
+            })
+        }),
+        dashboard.map(|d| {
             let stage = stage_metrics.clone();
             Arc::new(move || d.summary(Some(&stage.join()))) as Arc<mediator::http::SummaryFn>
-        });
-        let router =
-            mediator::http::router_with_dashboard(&cfg.http, api, summary, metrics::describe);
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the HTTP runtime")?;
-        let thread = std::thread::Builder::new()
-            .name("http".into())
-            .spawn(move || {
-                rt.block_on(mediator::http::serve(listener, router, async move {
-                    let _ = stop_rx.await;
-                }))
-            })
-            .context("starting the HTTP thread")?;
-        tracing::info!(addr = %http_addr.map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
-        http = Some((stop_tx, thread));
-    }
+        }),
+    )?;
+    let http_addr = http.as_ref().map(|h| h.addr);
 
     let ready_file = args.ready_file.clone();
     let result = collector::service::run(
@@ -314,13 +382,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Err(_) => Err(anyhow::anyhow!("the mediation stage panicked")),
     };
-    if let Some((stop, thread)) = http {
-        let _ = stop.send(());
-        match thread.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP API stopped with an error"),
-            Err(_) => tracing::warn!("HTTP API thread panicked"),
-        }
+    if let Some(h) = http {
+        h.stop();
     }
     let collector_report = result?;
     let report = Report {
