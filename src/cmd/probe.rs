@@ -132,7 +132,8 @@ struct Report {
     export: Option<enrich_probe::export::ExportCounters>,
     /// Application session reports exported (--export).
     export_sessions: Option<enrich_probe::export::ExportCounters>,
-    /// IPFIX bytes sent per byte of mirrored traffic (the capture's original frame lengths).
+    /// IPFIX bytes sent (tap records and session reports) per byte of mirrored traffic (the
+    /// capture's original frame lengths).
     export_ratio: Option<f64>,
     /// The raw producer's counters (--to-kafka).
     kafka: Option<mediator::sink::kafka::KafkaMetricsSnapshot>,
@@ -325,9 +326,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let report = Report {
         live,
-        export_ratio: export
-            .as_ref()
-            .map(|c| c.bytes_sent as f64 / (offline.capture.wire_bytes.max(1)) as f64),
+        export_ratio: export.as_ref().map(|c| {
+            let sessions = export_sessions.as_ref().map_or(0, |s| s.bytes_sent);
+            (c.bytes_sent + sessions) as f64 / (offline.capture.wire_bytes.max(1)) as f64
+        }),
         offline,
         export,
         export_sessions,
