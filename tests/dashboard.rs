@@ -15,7 +15,7 @@
 mod procs;
 
 use procs::run::{http_get, read_table, Run};
-use procs::{bin, find_tool, wait_until, Proc};
+use procs::{find_tool, wait_until, Proc};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -183,22 +183,9 @@ fn the_dashboard_shows_a_replay_as_the_parquet_tables_have_it() {
             &format!("router{i}"),
         );
     }
-    let report = work.path().join("probe-report.json");
-    let out = Command::new(bin())
-        .args(["probe", "--tap-id", "dash-tap", "--pcap"])
-        .args(&pcaps)
-        .args(["--export", &tcp.to_string(), "--report"])
-        .arg(&report)
-        .stdin(Stdio::null())
-        .output()
-        .expect("probe runs");
-    assert!(
-        out.status.success(),
-        "probe --export failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rep: Value = serde_json::from_slice(&std::fs::read(&report).expect("probe report"))
-        .expect("report JSON");
+    let tcp = tcp.to_string();
+    let files: Vec<&Path> = pcaps.iter().map(|p| p.as_path()).collect();
+    let rep = procs::probe_report(work.path(), "tap", "dash-tap", &files, &["--export", &tcp]);
     let exported = u(&rep, &["export", "encoder", "records"]);
 
     // Settled: every tap record in, every router flow out of the join, nothing moving.

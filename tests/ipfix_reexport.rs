@@ -18,7 +18,7 @@ mod procs;
 mod support;
 
 use procs::run::{read_table, Run};
-use procs::{bin, wait_until, Proc};
+use procs::{wait_until, Proc};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -42,34 +42,6 @@ fn metric(page: &str, name: &str) -> Option<f64> {
 type Datagrams = Vec<(SocketAddr, Vec<u8>)>;
 
 /// `promtool check metrics` on the page, when promtool is installed (the lint `run_e2e` uses).
-fn promtool_check(text: &str) {
-    use std::io::Write;
-    let Some(promtool) = procs::find_tool("promtool") else {
-        procs::skip(T, "promtool not installed: metrics lint skipped");
-        return;
-    };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write metrics");
-    let out = child.wait_with_output().expect("promtool output");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A collector that keeps every datagram (with its source) for a pcap.
 struct Catcher {
     addr: SocketAddr,
@@ -243,7 +215,7 @@ fn super_flows_reexported_as_ipfix_decode_in_tshark_and_nfacctd() {
             page.contains("snf_ipfix_records_sent_total{collector="),
             "IPFIX sink metrics in /metrics"
         );
-        promtool_check(&page);
+        procs::run::promtool_check(T, &page);
     }) else {
         return;
     };
@@ -392,22 +364,8 @@ fn run_capture(
     );
     let tcp = run.tcp.expect("run listens on TCP");
     procs::run_softflowd(&tools[0], &tools[1], work, pcap, run.udp, 10, "router");
-    let report = work.join("probe-report.json");
-    let out = Command::new(bin())
-        .args(["probe", "--tap-id", "sessions-tap", "--pcap"])
-        .arg(pcap)
-        .args(["--export", &tcp.to_string(), "--report"])
-        .arg(&report)
-        .stdin(Stdio::null())
-        .output()
-        .expect("probe runs");
-    assert!(
-        out.status.success(),
-        "probe --export failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rep: Value = serde_json::from_slice(&std::fs::read(&report).expect("probe report"))
-        .expect("report JSON");
+    let tcp = tcp.to_string();
+    let rep = procs::probe_report(work, "tap", "sessions-tap", &[pcap], &["--export", &tcp]);
     let taps = rep["export"]["encoder"]["records"].as_u64().unwrap_or(0);
     let sessions = rep["export_sessions"]["encoder"]["records"]
         .as_u64()

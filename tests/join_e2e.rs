@@ -18,11 +18,11 @@
 mod procs;
 
 use procs::run::{read_table, Run};
-use procs::{bin, wait_until};
+use procs::wait_until;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 /// The value of an unlabelled metric in a Prometheus text page.
@@ -65,22 +65,8 @@ fn join_capture(test: &str, rel: &str) -> Option<Outcome> {
     );
 
     // The tap, offline, exporting to run.
-    let report = work.path().join("probe-report.json");
-    let out = Command::new(bin())
-        .args(["probe", "--tap-id", "e2e-tap", "--pcap"])
-        .arg(&pcap)
-        .args(["--export", &tcp.to_string(), "--report"])
-        .arg(&report)
-        .stdin(Stdio::null())
-        .output()
-        .expect("probe runs");
-    assert!(
-        out.status.success(),
-        "probe --export failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rep: Value = serde_json::from_slice(&std::fs::read(&report).expect("probe report"))
-        .expect("report JSON");
+    let tcp = tcp.to_string();
+    let rep = procs::probe_report(work.path(), "tap", "e2e-tap", &[&pcap], &["--export", &tcp]);
     let exported = rep["export"]["encoder"]["records"]
         .as_u64()
         .expect("exported records");

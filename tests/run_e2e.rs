@@ -119,36 +119,6 @@ fn compare_with_decode(
 
 // ------------------------------------------------------------------ Parquet
 
-fn promtool_check(test: &str, text: &str) {
-    let Some(promtool) = procs::find_tool("promtool") else {
-        procs::skip(
-            test,
-            "promtool not installed (Debian package prometheus): metrics lint",
-        );
-        return;
-    };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write metrics");
-    let out = child.wait_with_output().expect("promtool output");
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn run_parquet_holds_exactly_what_decode_prints_and_the_api_answers() {
     const T: &str = "run_parquet_holds_exactly_what_decode_prints_and_the_api_answers";
@@ -197,7 +167,7 @@ fn run_parquet_holds_exactly_what_decode_prints_and_the_api_answers() {
         "{metrics}"
     );
     assert!(metrics.contains("snf_sink_records_in_total{sink=\"parquet\"}"));
-    promtool_check(T, &metrics);
+    procs::run::promtool_check(T, &metrics);
 
     let data = run.dir.join("data/parquet/flow_records");
     let run_dir = run.dir.clone();

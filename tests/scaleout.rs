@@ -83,26 +83,22 @@ fn produce(work: &Path, bootstrap: &str, pcap: &Path, tag: &str, tools: &[PathBu
     );
     assert_eq!(fin.report["kafka"]["failed"], 0, "{}", fin.report);
 
-    let report = work.join(format!("probe-{tag}.json"));
-    let out = Command::new(bin())
-        .current_dir(work)
-        .args(["probe", "--tap-id", "e2e-tap", "--pcap"])
-        .arg(pcap)
-        .args(["--to-kafka", bootstrap, "--partitions", PARTITIONS])
-        .arg("--spool-dir")
-        .arg(work.join(format!("spool-probe-{tag}")))
-        .arg("--report")
-        .arg(&report)
-        .stdin(Stdio::null())
-        .output()
-        .expect("probe runs");
-    assert!(
-        out.status.success(),
-        "probe --to-kafka [{tag}] failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let spool = work.join(format!("spool-probe-{tag}"));
+    let spool = spool.to_string_lossy();
+    let rep = procs::probe_report(
+        work,
+        tag,
+        "e2e-tap",
+        &[pcap],
+        &[
+            "--to-kafka",
+            bootstrap,
+            "--partitions",
+            PARTITIONS,
+            "--spool-dir",
+            &spool,
+        ],
     );
-    let rep: Value = serde_json::from_slice(&std::fs::read(&report).expect("probe report"))
-        .expect("report JSON");
     let taps = rep["kafka"]["delivered"].as_u64().expect("delivered");
     assert_eq!(
         Some(taps),

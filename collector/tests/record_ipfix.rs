@@ -5,33 +5,13 @@
 //! Also: the router part reads as a plain router flow (the collector's own columns hold the
 //! router's addresses, ports, protocol, octets, packets and times), and the kinds are told apart.
 
-use collector::{Decoder, DecoderConfig};
+mod ipfix_common;
+
+use ipfix_common::collect;
 use proptest::prelude::*;
-use schemas::ipfix::{record_from_flow, record_kind, Decoded, Encoder, EncoderConfig};
-use schemas::{AppSession, Direction, FlowRecord, RecordKind, SuperFlow, TimeSource};
-use serde::Serialize;
+use schemas::ipfix::{record_from_flow, record_kind, Decoded, EncoderConfig};
+use schemas::{AppSession, Direction, RecordKind, SuperFlow, TimeSource};
 use std::net::IpAddr;
-
-const EXPORT_MS: i64 = 1_700_000_000_000;
-
-fn collect<R: Serialize>(kind: RecordKind, records: &[R], cfg: EncoderConfig) -> Vec<FlowRecord> {
-    let mut enc = match Encoder::new(kind, cfg) {
-        Ok(e) => e,
-        Err(e) => panic!("{e}"),
-    };
-    let encoded = enc.encode(records, EXPORT_MS);
-    assert!(encoded.errors.is_empty(), "{:?}", encoded.errors);
-    let mut dec = Decoder::new(DecoderConfig::default());
-    let exporter: IpAddr = [127, 0, 0, 9].into();
-    let mut flows = Vec::new();
-    for m in &encoded.messages {
-        assert!(m.len() <= 65_535);
-        dec.decode(exporter, Some(EXPORT_MS + 5), m, &mut flows);
-    }
-    assert_eq!(dec.totals.errors, 0, "{:?}", dec.totals);
-    assert_eq!(flows.len(), records.len());
-    flows
-}
 
 fn supers_back(records: &[SuperFlow], cfg: EncoderConfig) -> Vec<SuperFlow> {
     collect(RecordKind::SuperFlow, records, cfg)

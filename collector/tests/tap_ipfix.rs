@@ -3,30 +3,16 @@
 //! and turned back with `schemas::ipfix::tap_record_from_flow`, equal the records sent — field for
 //! field, over UDP-sized and TCP-sized messages, IPv4 and IPv6, with and without optional blocks.
 
-use collector::{Decoder, DecoderConfig};
+mod ipfix_common;
+
+use ipfix_common::collect;
 use proptest::prelude::*;
-use schemas::ipfix::{tap_record_from_flow, Encoder, EncoderConfig};
+use schemas::ipfix::{tap_record_from_flow, EncoderConfig};
 use schemas::{BufferState, DetectionMethod, RecordKind, TapRecord};
 use std::net::IpAddr;
 
-const EXPORT_MS: i64 = 1_700_000_000_000;
-
 fn round_trip(records: &[TapRecord], cfg: EncoderConfig) -> Vec<TapRecord> {
-    let mut enc = match Encoder::new(RecordKind::Tap, cfg) {
-        Ok(e) => e,
-        Err(e) => panic!("{e}"),
-    };
-    let encoded = enc.encode(records, EXPORT_MS);
-    assert!(encoded.errors.is_empty(), "{:?}", encoded.errors);
-    let mut dec = Decoder::new(DecoderConfig::default());
-    let exporter: IpAddr = [127, 0, 0, 9].into();
-    let mut flows = Vec::new();
-    for m in &encoded.messages {
-        assert!(m.len() <= 65_535);
-        dec.decode(exporter, Some(EXPORT_MS + 5), m, &mut flows);
-    }
-    assert_eq!(dec.totals.errors, 0, "{:?}", dec.totals);
-    flows
+    collect(RecordKind::Tap, records, cfg)
         .iter()
         .map(|f| match tap_record_from_flow(f) {
             Some(Ok(t)) => t,

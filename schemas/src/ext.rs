@@ -57,6 +57,18 @@ impl ExtValue {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The bytes of a hex string (either case, an even number of digits); `None` when it is not one.
+/// The inverse of [`ExtValue::hex`].
+pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// `v` as 16 lower-case hex digits (the form of flow keys and record ids), without the
 /// formatting machinery: this runs twice per record on the decode path.
 pub fn hex64(v: u64) -> String {

@@ -14,11 +14,10 @@
 //! is emitted, the sinks confirm, the offsets are committed, the member leaves the group, the
 //! sinks close.
 
-use super::run::config::{self, SinkName};
-use super::run::{metrics, start_http, start_sinks};
+use super::run::config;
+use super::run::{metrics, start_http, start_sinks, OutputArgs};
 use anyhow::Context;
 use mediator::scaleout::{ScaleoutConfig, ScaleoutMetrics};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -44,21 +43,11 @@ pub struct Args {
     /// Also write the raw records to the sinks (scaleout.publish_raw).
     #[arg(long)]
     publish_raw: bool,
-    /// HTTP API listen address (http.listen).
-    #[arg(long)]
-    http: Option<SocketAddr>,
-    /// Do not serve the HTTP API.
-    #[arg(long)]
-    no_http: bool,
+    #[command(flatten)]
+    out: OutputArgs,
     /// Put the sinks' files under this directory: DIR/parquet, DIR/spool/kafka.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Enable the Kafka sink with these bootstrap brokers (sinks.kafka.brokers).
-    #[arg(long)]
-    kafka_brokers: Option<String>,
-    /// Disable the Parquet sink.
-    #[arg(long)]
-    no_parquet: bool,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -91,21 +80,7 @@ fn effective_config(args: &Args) -> anyhow::Result<config::RunConfig> {
     if args.publish_raw {
         s.publish_raw = true;
     }
-    if let Some(h) = args.http {
-        cfg.http.listen = h;
-    }
-    if args.no_http {
-        cfg.http.enabled = false;
-    }
-    if let Some(b) = &args.kafka_brokers {
-        cfg.sinks.kafka.brokers = b.clone();
-        if !cfg.sinks.has(SinkName::Kafka) {
-            cfg.sinks.enabled.push(SinkName::Kafka);
-        }
-    }
-    if args.no_parquet {
-        cfg.sinks.enabled.retain(|s| *s != SinkName::Parquet);
-    }
+    args.out.apply(&mut cfg);
     config::validate(&mut cfg)?;
     config::validate_mediate(&cfg)?;
     Ok(cfg)

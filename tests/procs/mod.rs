@@ -685,6 +685,28 @@ pub fn ipfix_messages(bytes: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Runs the tap offline, `supernetflow probe --tap-id TAP_ID --pcap PCAPS... ARGS... --report R`
+/// in `work`, and returns its report; the run must succeed. `R` is `probe-TAG.json` in `work`.
+pub fn probe_report(work: &Path, tag: &str, tap_id: &str, pcaps: &[&Path], args: &[&str]) -> Value {
+    let report = work.join(format!("probe-{tag}.json"));
+    let out = Command::new(bin())
+        .current_dir(work)
+        .args(["probe", "--tap-id", tap_id, "--pcap"])
+        .args(pcaps)
+        .args(args)
+        .arg("--report")
+        .arg(&report)
+        .stdin(Stdio::null())
+        .output()
+        .expect("probe runs");
+    assert!(
+        out.status.success(),
+        "probe {args:?} [{tag}] failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&report).expect("probe report")).expect("report JSON")
+}
+
 /// Replays `pcap` through softflowd (`-r`), exporting NetFlow `version` (5, 9 or 10; absolute
 /// millisecond times for 9 and 10) to `to`, and pokes its control socket until it has exported
 /// everything and exited (softflowd 1.1.0 `-r` waits in poll() otherwise: PEER_TOOLS.md).

@@ -249,3 +249,34 @@ pub fn batch_json(b: &RecordBatch) -> Vec<Value> {
         _ => Vec::new(),
     }
 }
+
+/// Lints a `/metrics` page with `promtool check metrics` (skipped, loudly, without promtool).
+pub fn promtool_check(test: &str, text: &str) {
+    let Some(promtool) = super::find_tool("promtool") else {
+        super::skip(
+            test,
+            "promtool not installed (Debian package prometheus): metrics lint",
+        );
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write metrics");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

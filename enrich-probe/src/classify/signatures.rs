@@ -336,13 +336,8 @@ fn glob(pattern: &str, name: &str) -> bool {
     rest.is_empty()
 }
 
+/// Hex digits with any whitespace between them (signature files group bytes for reading).
 fn hex(s: &str) -> Option<Vec<u8>> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    schemas::ext::hex_decode(&s)
 }

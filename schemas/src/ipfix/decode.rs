@@ -66,7 +66,7 @@ pub fn record_kind(f: &FlowRecord) -> Option<RecordKind> {
             let ExtValue::Hex(h) = &x.value else {
                 return None;
             };
-            let code = hex_bytes(h).filter(|b| b.len() == 1)?[0];
+            let code = crate::ext::hex_decode(h).filter(|b| b.len() == 1)?[0];
             return match RecordKind::ALL.get(usize::from(code)) {
                 Some(RecordKind::Flow) | None => None,
                 Some(k) => Some(*k),
@@ -254,16 +254,6 @@ fn iana_value(e: &InfoElement, f: &FlowRecord) -> Result<Option<Value>, DecodeEr
     })
 }
 
-fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 fn enterprise_value(e: &InfoElement, v: &ExtValue) -> Result<Value, DecodeError> {
     let bad = |what: String| DecodeError::Value {
         name: e.name.clone(),
@@ -273,7 +263,7 @@ fn enterprise_value(e: &InfoElement, v: &ExtValue) -> Result<Value, DecodeError>
     let ExtValue::Hex(h) = v else {
         return Err(bad(format!("expected raw octets, got {v:?}")));
     };
-    let b = hex_bytes(h).ok_or_else(|| bad(format!("bad hex {h:?}")))?;
+    let b = crate::ext::hex_decode(h).ok_or_else(|| bad(format!("bad hex {h:?}")))?;
     let want = e.ty.length();
     if let Some(n) = want {
         if b.len() != usize::from(n) {

@@ -53,22 +53,12 @@ pub struct Args {
     /// Do not listen on TCP.
     #[arg(long)]
     no_tcp: bool,
-    /// HTTP API listen address (http.listen).
-    #[arg(long)]
-    http: Option<SocketAddr>,
-    /// Do not serve the HTTP API.
-    #[arg(long)]
-    no_http: bool,
+    #[command(flatten)]
+    out: OutputArgs,
     /// Put everything run writes under this directory: DIR/parquet, DIR/spool/kafka,
     /// DIR/collector-state.json.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Enable the Kafka sink with these bootstrap brokers (sinks.kafka.brokers).
-    #[arg(long)]
-    kafka_brokers: Option<String>,
-    /// Disable the Parquet sink.
-    #[arg(long)]
-    no_parquet: bool,
     /// Do not load or save the collector's template state.
     #[arg(long)]
     no_state: bool,
@@ -87,6 +77,44 @@ pub struct Args {
     ready_file: Option<PathBuf>,
 }
 
+/// The output flags `run` and `mediate` share: the HTTP API and the sinks.
+#[derive(clap::Args)]
+pub(crate) struct OutputArgs {
+    /// HTTP API listen address (http.listen).
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Do not serve the HTTP API.
+    #[arg(long)]
+    no_http: bool,
+    /// Enable the Kafka sink with these bootstrap brokers (sinks.kafka.brokers).
+    #[arg(long)]
+    kafka_brokers: Option<String>,
+    /// Disable the Parquet sink.
+    #[arg(long)]
+    no_parquet: bool,
+}
+
+impl OutputArgs {
+    /// Applies the flags over the configuration (they override the file and the environment).
+    pub(crate) fn apply(&self, cfg: &mut RunConfig) {
+        if let Some(h) = self.http {
+            cfg.http.listen = h;
+        }
+        if self.no_http {
+            cfg.http.enabled = false;
+        }
+        if let Some(b) = &self.kafka_brokers {
+            cfg.sinks.kafka.brokers = b.clone();
+            if !cfg.sinks.has(SinkName::Kafka) {
+                cfg.sinks.enabled.push(SinkName::Kafka);
+            }
+        }
+        if self.no_parquet {
+            cfg.sinks.enabled.retain(|s| *s != SinkName::Parquet);
+        }
+    }
+}
+
 fn effective_config(args: &Args) -> anyhow::Result<RunConfig> {
     let mut cfg = config::load(args.config.as_deref())?;
     if let Some(d) = &args.data_dir {
@@ -101,21 +129,7 @@ fn effective_config(args: &Args) -> anyhow::Result<RunConfig> {
     if args.no_tcp {
         cfg.collector.tcp_listen.clear();
     }
-    if let Some(h) = args.http {
-        cfg.http.listen = h;
-    }
-    if args.no_http {
-        cfg.http.enabled = false;
-    }
-    if let Some(b) = &args.kafka_brokers {
-        cfg.sinks.kafka.brokers = b.clone();
-        if !cfg.sinks.has(SinkName::Kafka) {
-            cfg.sinks.enabled.push(SinkName::Kafka);
-        }
-    }
-    if args.no_parquet {
-        cfg.sinks.enabled.retain(|s| *s != SinkName::Parquet);
-    }
+    args.out.apply(&mut cfg);
     if args.no_state {
         cfg.collector.state_file = None;
     }
