@@ -17,16 +17,19 @@
 //! SIGTERM to the probe (every flow it holds reported), softflowd's export, then SIGTERM to `run`
 //! (the join's pending state flushed before the sinks close). Checked on both outputs, the
 //! `super_flows` Parquet table and the `snf.super_flows` topic:
-//! - every router flow exactly once (record ids equal to `flow_records`), the two outputs agreeing
-//!   record for record on the join's verdict and labels;
+//! - every router flow exactly once (record ids equal to `flow_records`), and the two outputs
+//!   equal field for field (the topic's messages put through the published Arrow schema, as the
+//!   Parquet sink does);
 //! - of the router flows whose key the tap saw, ≥ 95 % joined (the tap flow found and covering
-//!   the router flow); the `matched` ones carry the tap's app type and provider, and QoE where the
-//!   tap measured it; flows without a tap record say `unmatched`.
+//!   the router flow); the `matched` ones carry the tap's app type and provider, and the QoE the
+//!   tap measured on the flow (none where it measured none); flows without a tap record say
+//!   `unmatched` — a last capture replayed after the probe stopped makes sure there are some.
 //!
 //! A second test: `probe --interface IF --to-kafka BROKER --format jsonl` publishes to
-//! `snf.raw.tap` exactly the tap records it prints, keyed by the flow key.
+//! `snf.raw.tap` exactly the tap records it prints, keyed by the flow key, with the `record_id`
+//! header, each parsing as a `TapRecord`.
 //!
-//! Needs root (CAP_BPF, CAP_NET_ADMIN, netns) and `SNF_TESTDATA`; skips loudly without. The figures
+//! Each runs against tansu and noida-db (shared/KAFKA_FOR_TESTS.md). Needs root (CAP_BPF, CAP_NET_ADMIN, netns) and `SNF_TESTDATA`; skips loudly without. The figures
 //! are printed; deadlines only bound a hung test.
 
 #[path = "../mediator/tests/common/broker.rs"]
@@ -357,33 +360,36 @@ fn id_counts<'a>(rows: impl Iterator<Item = &'a Value>) -> BTreeMap<String, usiz
     m
 }
 
-#[test]
-fn live_router_and_xdp_tap_join_in_run_to_kafka_and_parquet() {
-    const T: &str = "live_router_and_xdp_tap_join_in_run_to_kafka_and_parquet";
-    if !xdp_support::privileged(T) {
+fn live_join(kind: broker::Kind) {
+    let test = format!(
+        "live_router_and_xdp_tap_join_in_run_to_kafka_and_parquet_{}",
+        kind.name()
+    );
+    let t = test.as_str();
+    if !xdp_support::privileged(t) {
         return;
     }
     let mut pcaps = Vec::new();
     for rel in CAPTURES {
-        let Some(p) = procs::testdata(T, rel) else {
+        let Some(p) = procs::testdata(t, rel) else {
             return;
         };
         pcaps.push(p);
     }
-    let Some(router_only) = procs::testdata(T, ROUTER_ONLY) else {
+    let Some(router_only) = procs::testdata(t, ROUTER_ONLY) else {
         return;
     };
-    let Some(tools) = procs::tools(T, &["tcpreplay", "dumpcap", "softflowd", "softflowctl"]) else {
+    let Some(tools) = procs::tools(t, &["tcpreplay", "dumpcap", "softflowd", "softflowctl"]) else {
         return;
     };
-    let Some(broker_bin) = broker::binary_or_skip(broker::Kind::Tansu, T) else {
+    let Some(broker_bin) = broker::binary_or_skip(kind, t) else {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
-    let inside = Inside::new("j");
+    let inside = Inside::new(&format!("j{}", &kind.name()[..1]));
 
-    let b = broker::Broker::start(broker::Kind::Tansu, &broker_bin, broker::free_port());
+    let b = broker::Broker::start(kind, &broker_bin, broker::free_port());
     b.create_topic(SUPER_TOPIC);
     let bootstrap = b.bootstrap();
     let run = Run::start(
@@ -546,8 +552,8 @@ fn live_router_and_xdp_tap_join_in_run_to_kafka_and_parquet() {
         .collect();
     let share = fp.joined as f64 / fp.seen.max(1) as f64;
     eprintln!(
-        "{T}: {sent} packets on the wire; {} tap records ({} keys); {} router flows ({} only the router saw), {} with a tap \
-         record, {} of those joined ({:.1} %); {} matched, {} partial, {} unmatched; matched \
+        "{t}: {sent} packets on the wire; {} tap records ({} keys); {} router flows ({} only the \
+         router saw), {} with a tap record, {} of those joined ({:.1} %); {} matched, {} partial, {} unmatched; matched \
          carrying the tap's app type and provider {}/{}, QoE where the tap measured it {}/{}; \
          Kafka = Parquet: {}; keys seen but unmatched: {missed:?}",
         exported,
@@ -582,23 +588,36 @@ fn live_router_and_xdp_tap_join_in_run_to_kafka_and_parquet() {
 }
 
 #[test]
-fn live_probe_to_kafka_publishes_what_it_prints() {
-    const T: &str = "live_probe_to_kafka_publishes_what_it_prints";
-    if !xdp_support::privileged(T) {
+fn live_router_and_xdp_tap_join_in_run_to_kafka_and_parquet_tansu() {
+    live_join(broker::Kind::Tansu);
+}
+
+#[test]
+fn live_router_and_xdp_tap_join_in_run_to_kafka_and_parquet_noida() {
+    live_join(broker::Kind::Noida);
+}
+
+fn live_to_kafka(kind: broker::Kind) {
+    let test = format!(
+        "live_probe_to_kafka_publishes_what_it_prints_{}",
+        kind.name()
+    );
+    let t = test.as_str();
+    if !xdp_support::privileged(t) {
         return;
     }
-    let Some(pcap) = procs::testdata(T, CAPTURES[0]) else {
+    let Some(pcap) = procs::testdata(t, CAPTURES[0]) else {
         return;
     };
-    let Some(tools) = procs::tools(T, &["tcpreplay"]) else {
+    let Some(tools) = procs::tools(t, &["tcpreplay"]) else {
         return;
     };
-    let Some(broker_bin) = broker::binary_or_skip(broker::Kind::Tansu, T) else {
+    let Some(broker_bin) = broker::binary_or_skip(kind, t) else {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
-    let inside = Inside::new("k");
-    let b = broker::Broker::start(broker::Kind::Tansu, &broker_bin, broker::free_port());
+    let inside = Inside::new(&format!("k{}", &kind.name()[..1]));
+    let b = broker::Broker::start(kind, &broker_bin, broker::free_port());
     let bootstrap = b.bootstrap();
     let spool = work.path().join("spool");
     let spool = spool.to_string_lossy();
@@ -662,7 +681,8 @@ fn live_probe_to_kafka_publishes_what_it_prints() {
         .filter_map(|v| str_at(v, &["key", "flow_key"]))
         .collect();
     eprintln!(
-        "{T}: {sent} packets; the live probe printed {} tap records ({} flows), {TAP_TOPIC} holds {}",
+        "{t}: {sent} packets; the live probe printed {} tap records ({} flows), {TAP_TOPIC} \
+         holds {}",
         printed.len(),
         keys.len(),
         topic.len()
@@ -672,4 +692,14 @@ fn live_probe_to_kafka_publishes_what_it_prints() {
         bag(&printed),
         "{TAP_TOPIC} holds exactly the tap records the probe printed"
     );
+}
+
+#[test]
+fn live_probe_to_kafka_publishes_what_it_prints_tansu() {
+    live_to_kafka(broker::Kind::Tansu);
+}
+
+#[test]
+fn live_probe_to_kafka_publishes_what_it_prints_noida() {
+    live_to_kafka(broker::Kind::Noida);
 }
