@@ -2,7 +2,7 @@
 //! the router and the tap see the same packets at the same time.
 //!
 //! The test makes a network namespace with a veth pair (removed on drop, also when a test panics)
-//! and runs everything inside it, on its own loopback: a Kafka-protocol broker (tansu),
+//! and runs everything inside it, on its own loopback: a Kafka-protocol broker,
 //! `supernetflow run` (Parquet and Kafka sinks, IPFIX over UDP from the router and over TCP from
 //! the tap), and `supernetflow probe --interface <receiving end> --export <run's TCP port>` with
 //! the XDP program attached. tcpreplay sends real application captures into the other end of the
@@ -14,8 +14,11 @@
 //!   packet socket never polls readable, it reports packets received by libpcap but processes
 //!   none; so it reads the wire's recording with `-r`, which keeps the live times.)
 //!
-//! SIGTERM to the probe (every flow it holds reported), softflowd's export, then SIGTERM to `run`
-//! (the join's pending state flushed before the sinks close). Checked on both outputs, the
+//! Order of events, as in a NOC: a capture the router sees before the tap is attached (flows only
+//! the router has); the app captures with the tap attached, reporting every second; the router's
+//! export while the tap still holds its flows (router records wait in the join); SIGTERM to the
+//! probe (every flow reported `end`: the waiting records are settled, except those the tap never
+//! saw); SIGTERM to `run` (the rest flushed before the sinks close). Checked on both outputs, the
 //! `super_flows` Parquet table and the `snf.super_flows` topic:
 //! - every router flow exactly once (record ids equal to `flow_records`), and the two outputs
 //!   equal field for field (the topic's messages put through the published Arrow schema, as the
@@ -23,7 +26,7 @@
 //! - of the router flows whose key the tap saw, ≥ 95 % joined (the tap flow found and covering
 //!   the router flow); the `matched` ones carry the tap's app type and provider, and the QoE the
 //!   tap measured on the flow (none where it measured none); flows without a tap record say
-//!   `unmatched` — a last capture replayed after the probe stopped makes sure there are some.
+//!   `unmatched`.
 //!
 //! A second test: `probe --interface IF --to-kafka BROKER --format jsonl` publishes to
 //! `snf.raw.tap` exactly the tap records it prints, keyed by the flow key, with the `record_id`
@@ -154,11 +157,11 @@ impl LiveProbe {
     }
 }
 
-/// Sends the capture into the sending end at 2000 packets/s; returns the packets sent.
-fn replay(inside: &Inside, tcpreplay: &Path, pcap: &Path) -> u64 {
+/// Sends the capture into the sending end at `pps` packets/s; returns the packets sent.
+fn replay(inside: &Inside, tcpreplay: &Path, pcap: &Path, pps: u32) -> u64 {
     let out = inside
         .command(tcpreplay)
-        .args(["-q", "-i", &inside.ns.tx, "--pps", "2000"])
+        .args(["-q", "-i", &inside.ns.tx, "--pps", &pps.to_string()])
         .arg(pcap)
         .output()
         .expect("tcpreplay");
@@ -400,42 +403,65 @@ fn live_join(kind: broker::Kind) {
 
     // The wire: the router's recording on the sending end, the tap on the receiving end.
     let wire = Wire::start(&inside, &tools[1], w);
-    let probe = LiveProbe::start(&inside, w, "join", &["--export", &tcp]);
-    let mut sent = 0;
+    // Before the tap is attached: traffic only the router sees (it must come out unmatched).
+    let mut sent = replay(&inside, &tools[0], &router_only, 2000);
+    // The tap reports every second while a flow is active, as it does every 30 s by default.
+    let probe = LiveProbe::start(
+        &inside,
+        w,
+        "join",
+        &["--export", &tcp, "--update-secs", "1", "--scan-secs", "1"],
+    );
     for p in &pcaps {
-        sent += replay(&inside, &tools[0], p);
+        sent += replay(&inside, &tools[0], p, 500);
     }
-    let (rep, _) = probe.stop();
-    // Traffic the tap does not see (it is gone), the router does.
-    sent += replay(&inside, &tools[0], &router_only);
     let recording = wire.finish(sent);
+
+    // The router meters the wire and exports (it reads the recording at once) while the tap
+    // still watches: router flows whose tap flow is not over yet wait in the join.
+    procs::run_softflowd(&tools[2], &tools[3], w, &recording, run.udp, 10, "router");
+    let gauge = |name: &str| metric(&run.get("/metrics").1, name);
+    let mut last = None;
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            // The join's metrics move once a second.
+            let now = gauge("snf_join_router_records_total");
+            let quiet = now.is_some_and(|n| n > 0.0) && now == last;
+            last = now;
+            if !quiet {
+                std::thread::sleep(Duration::from_millis(1500));
+            }
+            quiet
+        }),
+        "the router's records did not reach the join: {last:?}"
+    );
+    let waiting = gauge("snf_join_pending_router_records").unwrap_or(0.0);
+
+    // The tap stops: every flow it holds is reported (`end`), settling the waiting records.
+    let (rep, _) = probe.stop();
     let exported = rep["export"]["encoder"]["records"]
         .as_u64()
         .expect("exported records");
     assert_eq!(rep["export"]["encoder"]["records_failed"], 0, "{rep}");
     assert!(exported > 0, "the tap exported nothing: {rep}");
-
-    // The router meters the wire and exports at once (it reads the recording).
-    procs::run_softflowd(&tools[2], &tools[3], w, &recording, run.udp, 10, "router");
-
-    // Both sides in: the tap's records counted by the mediation stage, the collector quiet.
-    let tap_in = || metric(&run.get("/metrics").1, "snf_mediate_tap_records_total");
+    let tap_in = || gauge("snf_mediate_tap_records_total");
     assert!(
         wait_until(Duration::from_secs(60), || tap_in()
             == Some(exported as f64)),
         "run received {:?} of {exported} tap records",
         tap_in()
     );
-    let mut last = u64::MAX;
-    assert!(wait_until(Duration::from_secs(60), || {
-        let m = run.messages();
-        let quiet = m == last;
-        last = m;
-        if !quiet {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        quiet
-    }));
+    // The join has taken them all (its metrics move once a second): what still waits then are
+    // router records without a tap flow, until their grace runs out or `run` stops.
+    assert!(
+        wait_until(Duration::from_secs(20), || gauge(
+            "snf_join_tap_records_total"
+        ) == Some(exported as f64)),
+        "the join took {:?} of {exported} tap records",
+        gauge("snf_join_tap_records_total")
+    );
+    let still = gauge("snf_join_pending_router_records").unwrap_or(-1.0);
+    let grace_expired = gauge("snf_join_grace_expired_total").unwrap_or(0.0);
     let data = run.dir.join("data/parquet");
     let st = run.stop(Duration::from_secs(90));
     assert!(st.ok, "run exited with {}: {}", st.status, st.stderr);
@@ -555,7 +581,9 @@ fn live_join(kind: broker::Kind) {
         "{t}: {sent} packets on the wire; {} tap records ({} keys); {} router flows ({} only the \
          router saw), {} with a tap record, {} of those joined ({:.1} %); {} matched, {} partial, {} unmatched; matched \
          carrying the tap's app type and provider {}/{}, QoE where the tap measured it {}/{}; \
-         Kafka = Parquet: {}; keys seen but unmatched: {missed:?}",
+         Kafka = Parquet: {}; keys seen but unmatched: {missed:?}; router records waiting for the \
+         tap's end: {waiting}, still waiting when the tap's records were in: {still}, grace expired: \
+         {grace_expired}",
         exported,
         view.len(),
         fp.router,
@@ -575,6 +603,12 @@ fn live_join(kind: broker::Kind) {
     assert_eq!(fp, fk, "Kafka and Parquet give different figures");
     assert!(fp.seen > 0, "the tap saw none of the router flows");
     assert!(share >= 0.95, "joined share {share:.3} below 0.95");
+    assert!(
+        still <= (fp.router - fp.seen) as f64,
+        "{still} router records still waited after the tap's last records, only {} had no tap \
+         flow",
+        fp.router - fp.seen
+    );
     assert!(fp.matched > 0, "nothing matched");
     assert!(
         fp.router > fp.seen,
@@ -636,7 +670,7 @@ fn live_to_kafka(kind: broker::Kind) {
             "jsonl",
         ],
     );
-    let sent = replay(&inside, &tools[0], &pcap);
+    let sent = replay(&inside, &tools[0], &pcap, 2000);
     let (rep, printed) = probe.stop();
     let printed: Vec<Value> = printed
         .lines()
