@@ -481,6 +481,33 @@ fn scaleout(kind: broker::Kind) {
         f >= total_flows && t >= total_taps
     });
     assert_eq!(single.consumed(), (total_flows, total_taps));
+    // Its dashboard: the super-flows it published plus the router records its join still holds
+    // are every router record, and the join's outcome covers each published super-flow.
+    let mut summary = Value::Null;
+    let accounted = wait_until(Duration::from_secs(30), || {
+        let (code, body) = http_get(single.http, "/api/v1/summary", None);
+        summary = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let published = summary["totals"]["super_flows"].as_u64();
+        let pending = summary["join"]["pending_router_records"].as_u64();
+        code == 200 && published.zip(pending).map(|(a, b)| a + b) == Some(total_flows)
+    });
+    assert!(
+        accounted,
+        "mediate's /api/v1/summary never accounted for all {total_flows} router records: {summary}"
+    );
+    let outcome = ["matched", "partial", "unmatched"]
+        .iter()
+        .map(|k| summary["join"][k].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert_eq!(
+        Some(outcome),
+        summary["totals"]["super_flows"].as_u64(),
+        "the summary's join outcome covers every published super-flow: {summary}"
+    );
+    let (code, page) = http_get(single.http, "/dashboard", None);
+    assert_eq!(code, 200, "mediate serves the dashboard");
+    assert!(page.contains("/api/v1/summary"), "the dashboard page");
+    let summary_matched = summary["join"]["matched"].as_u64().unwrap_or(0);
     let ds = single.stop();
 
     let want_ids: BTreeSet<String> = all_flows
@@ -493,6 +520,14 @@ fn scaleout(kind: broker::Kind) {
         "router record ids are unique"
     );
     let s_single = status_of(&ds.supers);
+    let matched_at_end = s_single
+        .values()
+        .filter(|v| v.first().map(String::as_str) == Some("matched"))
+        .count() as u64;
+    assert!(
+        summary_matched <= matched_at_end,
+        "the dashboard counted {summary_matched} matched, the output has {matched_at_end}"
+    );
     assert_eq!(
         s_single.keys().cloned().collect::<BTreeSet<_>>(),
         want_ids,

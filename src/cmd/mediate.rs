@@ -7,8 +7,13 @@
 //! snf.raw.flows ─┐                                        ┌─► Parquet (DIR/parquet)
 //!                ├─► consumer (group) ─► join ─► fan-out ─┤
 //! snf.raw.tap ───┘    rebalance: flush revoked,           └─► Kafka (snf.super_flows, + spool)
-//!                     sync sinks, commit                       HTTP: /healthz /readyz /metrics
+//!                     sync sinks, commit                       HTTP: /healthz /readyz /metrics,
+//!                                                              /dashboard, /api/v1/summary
 //! ```
+//!
+//! The dashboard shows what this member publishes (records/s, match rate, top applications and
+//! providers) and its join state; it has no exporters of its own (the collectors do), so its
+//! exporters table is empty and `/api/v1/exporters` says what the member consumes instead.
 //!
 //! See [`mediator::scaleout`] for the delivery rules. SIGTERM/SIGINT: every waiting router record
 //! is emitted, the sinks confirm, the offsets are committed, the member leaves the group, the
@@ -17,7 +22,10 @@
 use super::run::config;
 use super::run::{metrics, start_http, start_sinks, OutputArgs};
 use anyhow::Context;
+use mediator::dashboard::Dashboard;
+use mediator::fanout::BatchSink;
 use mediator::scaleout::{ScaleoutConfig, ScaleoutMetrics};
+use mediator::sink::records::AnyRecord;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -25,7 +33,7 @@ use std::sync::Arc;
 #[derive(clap::Args)]
 pub struct Args {
     /// TOML configuration file, the same as `run`'s (keys: config/run.example.toml; mediate reads
-    /// [scaleout], [join], [sinks] and [http]).
+    /// [scaleout], [join], [sinks], [http] and [dashboard]).
     #[arg(long, env = "SNF_CONFIG")]
     config: Option<PathBuf>,
     /// Bootstrap brokers of the raw topics (scaleout.brokers).
@@ -108,7 +116,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
     }
-    let sinks = start_sinks(&cfg.sinks, Vec::new())?;
+    // The dashboard is one more lane, aggregating what the sinks get (as in `run`).
+    let (dashboard, extra) = if cfg.dashboard.enabled && cfg.http.enabled {
+        let (dash, lane) = Dashboard::new(&cfg.dashboard, None);
+        let lane: Box<dyn BatchSink<AnyRecord>> = Box::new(lane);
+        (Some(dash), vec![lane])
+    } else {
+        (None, Vec::new())
+    };
+    let sinks = start_sinks(&cfg.sinks, extra)?;
     let lanes = sinks.lanes.clone();
     let (kafka, parquet, ipfix) = (
         sinks.kafka.clone(),
@@ -142,7 +158,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             })
         }),
-        None,
+        dashboard.map(|d| {
+            let m3 = m.clone();
+            Arc::new(move || d.summary(Some(&m3.join()))) as Arc<mediator::http::SummaryFn>
+        }),
     )?;
     if let Some(p) = &args.ready_file {
         let text = http
