@@ -159,7 +159,20 @@ pub struct ConferencingQoe {
     pub stutter_events: u32,
     /// Dropouts: media silences of a second or more on a stream (audio or video).
     pub dropouts: u32,
-    /// Estimated mean opinion score, 1 (bad) to 5 (excellent) (ITU-T G.107 E-model), where computed.
+    /// Estimated listening-quality MOS of the call's audio, 1 (bad) to 4.5, from network
+    /// impairments only, by the ITU-T G.107 E-model in the simplified form of Cole & Rosenbluth
+    /// (2001): R = 93.2 (G.107 defaults) − Id − Ie,eff, MOS from R by G.107 Annex B (4.41 at
+    /// best). Inputs: the loss ratio and the mean RFC 3550 jitter of the window's worst audio
+    /// stream (each taken from the worst stream; streams of 50 packets or more); the one-way
+    /// delay = half the mean RTT the tap measured in the window on the session's TCP/QUIC flows
+    /// (in a tap record: on that flow, so none on a UDP media flow; without one no network
+    /// delay is counted) + a jitter buffer of twice the jitter + 26.5 ms codec delay (Opus,
+    /// 20 ms frames). The codec is assumed, not read from the wire: Opus-like,
+    /// with Ie 0 and Bpl 25.1 (G.711 with packet loss concealment, ITU-T G.113 Appendix I), loss
+    /// taken as random (BurstR 1, so bursty loss scores too high). An estimate for trends and
+    /// comparisons between calls, not a measurement: not checked against listening tests, not
+    /// comparable to POLQA or to the clients' own scores. `null` when no audio stream had 50
+    /// packets in the window (video-only or short windows, or media the tap cannot decode).
     pub mos: Option<f32>,
     /// Media types of the window's streams: `audio`, `video`, `screen_share` (Zoom's media
     /// header says which; otherwise a 90 kHz RTP clock is video and anything else audio).

@@ -6,6 +6,7 @@
 //! [`wants_headers`]), so the offline path measures what the live path would.
 //!
 //! - [`video`]: on-demand and live video (chunks, bitrate → resolution, startup, buffer, stalls).
+//! - [`mos`]: conferencing MOS by the ITU-T G.107 E-model from audio loss, jitter and RTT.
 //! - [`rtp`]: per RTP stream loss, RFC 3550 jitter, frame rate, stutter and dropouts.
 //! - [`rtt`]: TCP RTT from data/ACK timing, QUIC RTT from the spin bit.
 //! - [`gaming`]: game latency, tick rate and regularity, lag spikes, cloud-gaming bitrate.
@@ -22,6 +23,7 @@
 //! rule for the kernel side.
 
 pub mod gaming;
+pub mod mos;
 pub mod rtp;
 pub mod rtt;
 pub mod session;

@@ -116,6 +116,13 @@ pub struct RtpWindow {
     pub kinds: u8,
     /// Streams with packets in the window.
     pub streams: u32,
+    /// Audio streams with at least [`super::mos::MIN_AUDIO_PACKETS`] packets and a known clock
+    /// in the window: the streams the MOS is computed from.
+    pub audio_streams: u32,
+    /// Largest loss ratio (0 to 1) of those audio streams in the window.
+    pub audio_loss_worst: f64,
+    /// Largest mean RFC 3550 jitter of those audio streams in the window, ms.
+    pub audio_jitter_worst_ms: f64,
 }
 
 /// One RTP stream.
@@ -380,6 +387,15 @@ impl RtpStream {
         // Zoom's video FEC (payload type 110) counts for loss, not for frames or media.
         let fec = self.zoom_pt == Some(110);
         w.video = !fec && matches!(self.kind, MediaKind::Video | MediaKind::ScreenShare);
+        if self.kind == MediaKind::Audio
+            && w.received >= super::mos::MIN_AUDIO_PACKETS
+            && w.jitter_n > 0
+        {
+            w.audio_streams = 1;
+            w.audio_loss_worst =
+                w.expected.saturating_sub(w.received) as f64 / w.expected.max(1) as f64;
+            w.audio_jitter_worst_ms = w.jitter_sum_ms / w.jitter_n as f64;
+        }
         if w.received > 0 && !fec {
             w.streams = 1;
             w.kinds = match self.kind {
@@ -474,6 +490,9 @@ impl RtpWindow {
         self.dropouts += w.dropouts;
         self.kinds |= w.kinds;
         self.streams += w.streams;
+        self.audio_streams += w.audio_streams;
+        self.audio_loss_worst = self.audio_loss_worst.max(w.audio_loss_worst);
+        self.audio_jitter_worst_ms = self.audio_jitter_worst_ms.max(w.audio_jitter_worst_ms);
     }
 }
 

@@ -152,3 +152,32 @@ fn header_reads_marker_and_timestamp() {
     // Cut by the snap length but whole on the wire: still RTP.
     assert!(header(&e[..16], 60).is_some());
 }
+
+#[test]
+fn audio_window_feeds_the_mos_with_its_worst_stream() {
+    let mut flow = RtpStreams::default();
+    // SSRC 1: PCMU, 62 sequence numbers with 2 missing (60 received, loss 2/62), paced.
+    for i in (0..62u16).filter(|i| *i != 10 && *i != 40) {
+        let mut x = h(i, u32::from(i) * 160, false);
+        x.ssrc = 1;
+        flow.packet(0, &x, MediaKind::Unknown, u64::from(i) * 20 * MS);
+    }
+    // SSRC 2: PCMU, 30 packets, 1 missing: too few for the MOS.
+    for i in (0..31u16).filter(|i| *i != 5) {
+        let mut x = h(i, u32::from(i) * 160, false);
+        x.ssrc = 2;
+        flow.packet(1, &x, MediaKind::Unknown, u64::from(i) * 20 * MS);
+    }
+    // SSRC 3: video (PT 34, 90 kHz), 100 packets with 10 missing: not audio.
+    for i in (0..110u16).filter(|i| i % 11 != 3) {
+        let mut x = h(i, u32::from(i) * 3000, false);
+        (x.ssrc, x.pt) = (3, 34);
+        flow.packet(0, &x, MediaKind::Unknown, u64::from(i) * 33 * MS);
+    }
+    let w = flow.take_window();
+    assert_eq!(w.audio_streams, 1);
+    assert!((w.audio_loss_worst - 2.0 / 62.0).abs() < 1e-12, "{w:?}");
+    assert!(w.audio_jitter_worst_ms.abs() < 1e-9, "{w:?}");
+    // The next window has no packets, so no MOS input.
+    assert_eq!(flow.take_window().audio_streams, 0);
+}

@@ -17,6 +17,7 @@
 //! Bounded: at most `max_sessions` sessions (a flow that would open one more joins none, counted)
 //! and `max_members` active flows per session.
 
+use super::mos::{self, MosInputs};
 use super::rtp::RtpWindow;
 use super::video::{VideoConfig, VideoSession};
 use super::FlowWindow;
@@ -95,6 +96,9 @@ pub struct SessionInterval {
     /// The QoE block of the session's app type.
     #[serde(flatten)]
     pub qoe: Qoe,
+    /// Conferencing and VoIP: what the window's MOS was computed from (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mos_inputs: Option<MosInputs>,
 }
 
 /// What the session layer hands back to the pipeline.
@@ -527,6 +531,9 @@ impl Sessions {
             buffer_state: v.map(|v| v.buffer_state),
             stalled: v.map(|v| v.stalls > 0 || v.buffer_state == BufferState::Stalled),
             qoe: qoe.clone(),
+            mos_inputs: matches!(s.key.app_type, AppType::Conferencing | AppType::Voip)
+                .then(|| mos::estimate(&w.rtp, &w.rtt))
+                .flatten(),
         };
         if !qoe.is_empty() && s.series.len() < MAX_SERIES {
             s.series.push(QoeSample {
@@ -595,7 +602,7 @@ pub fn window_qoe(
             qoe.gaming = Some(w.game.qoe(start, end, &w.rtt, frames, loss(&w.rtp)));
         }
         AppType::Conferencing | AppType::Voip => {
-            qoe.conferencing = Some(conferencing(&w.rtp, start, end, secs));
+            qoe.conferencing = Some(conferencing(w, start, end, secs));
         }
         _ => {}
     }
@@ -607,7 +614,8 @@ fn loss(r: &RtpWindow) -> Option<f32> {
         .then(|| (r.expected.saturating_sub(r.received) as f64 / r.expected as f64) as f32)
 }
 
-fn conferencing(r: &RtpWindow, start: u64, end: u64, secs: f64) -> ConferencingQoe {
+fn conferencing(w: &FlowWindow, start: u64, end: u64, secs: f64) -> ConferencingQoe {
+    let r = &w.rtp;
     let mut media = Vec::new();
     for (bit, name) in [(1u8, "audio"), (2, "video"), (4, "screen_share")] {
         if r.kinds & bit != 0 {
@@ -622,7 +630,7 @@ fn conferencing(r: &RtpWindow, start: u64, end: u64, secs: f64) -> ConferencingQ
         frame_rate: (r.video && secs > 0.0).then(|| (r.frames as f64 / secs) as f32),
         stutter_events: r.stutters,
         dropouts: r.dropouts,
-        mos: None,
+        mos: mos::estimate(r, &w.rtt).map(|m| m.mos as f32),
         media,
         streams: r.streams,
     }
