@@ -2,7 +2,9 @@
 //! line per application session and QoE interval: `session_id`, `interval_start_ms` (UTC),
 //! `interval_end_ms`, `app_type`, `provider`, `client_addr`, `member_flows`, `bytes`, for video
 //! `resolution_height`, `buffer_state` and `stalled`, and the QoE block of the session's type
-//! (`video`, `conferencing` or `gaming`; field meanings in schemas/published/*.fields.yaml).
+//! (`video`, `conferencing` or `gaming`; field meanings in schemas/published/*.fields.yaml). A
+//! conferencing or voice interval with an estimated MOS also has `mos_inputs` (the E-model's
+//! inputs: worst audio loss and jitter, RTT, delays, R), so the estimate can be checked by hand.
 
 use anyhow::Context;
 use enrich_probe::classify::signatures::Signatures;
