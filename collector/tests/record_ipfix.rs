@@ -156,7 +156,7 @@ fn records_with_the_retired_elements_still_decode() {
     let reg = registry(RecordKind::AppSession).unwrap_or_else(|e| panic!("{e}"));
     let mut f = collect(
         RecordKind::AppSession,
-        &[s.clone()],
+        std::slice::from_ref(&s),
         EncoderConfig::default(),
     )
     .pop()
