@@ -39,6 +39,7 @@ fn configs() -> [EncoderConfig; 2] {
         EncoderConfig {
             max_message: 65_535,
             template_refresh_ms: 0,
+            reduced_size: true,
             ..EncoderConfig::default()
         },
     ]
@@ -98,6 +99,92 @@ fn sessions_come_back_equal_over_udp_and_tcp_sized_messages() {
     let recs = vec![base, v6];
     for cfg in configs() {
         assert_eq!(sessions_back(&recs, cfg.clone()), recs, "config {cfg:?}");
+    }
+}
+
+/// A session report with a long QoE series (the session layer keeps up to 256 samples a
+/// report): it arrives whole — no sample lost, no text cut — and packed, at a few dozen bytes a
+/// sample rather than the ~300 of its JSON text.
+#[test]
+fn a_long_qoe_series_arrives_whole_and_packed() {
+    let mut s = schemas::sample::app_session();
+    let first = s.qoe_series[0].clone();
+    let mut series = Vec::new();
+    for i in 0..256i64 {
+        let mut q = first.clone();
+        q.ts_ms += 30_000 * i;
+        if let Some(c) = q.qoe.conferencing.as_mut() {
+            c.window_start_ms += 30_000 * i;
+            c.window_end_ms += 30_000 * i;
+            c.stutter_events = i as u32;
+            c.jitter_ms = (i % 3 != 0).then_some(i as f32 / 7.0);
+        }
+        series.push(q);
+    }
+    s.qoe_series = series;
+    s.set_ids();
+    let json = serde_json::to_string(&s.qoe_series).unwrap_or_default();
+    assert!(
+        json.len() > 65_535,
+        "the JSON text would not fit an element"
+    );
+    let recs = vec![s];
+    for cfg in configs() {
+        let mut enc = schemas::ipfix::Encoder::new(RecordKind::AppSession, cfg.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = enc.encode(&recs, 1_700_000_000_000);
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(enc.counters.strings_truncated, 0);
+        let bytes: usize = out.messages.iter().map(Vec::len).sum();
+        // This sample names its flow and media in every window: ~57 bytes a sample.
+        assert!(
+            bytes < 256 * 64 && bytes * 4 < json.len(),
+            "{bytes} bytes for 256 samples (JSON text: {})",
+            json.len()
+        );
+        assert_eq!(sessions_back(&recs, cfg.clone()), recs, "config {cfg:?}");
+    }
+}
+
+/// Records of a tap from before the 2026-12 elements (the series as JSON text, enums as their
+/// names, in the elements now retired) still decode to the same record.
+#[test]
+fn records_with_the_retired_elements_still_decode() {
+    use schemas::ipfix::registry::{registry, RETIRED};
+    let s = schemas::sample::app_session();
+    let json = serde_json::to_value(&s).unwrap_or_default();
+    let reg = registry(RecordKind::AppSession).unwrap_or_else(|e| panic!("{e}"));
+    let mut f = collect(
+        RecordKind::AppSession,
+        std::slice::from_ref(&s),
+        EncoderConfig::default(),
+    )
+    .pop()
+    .unwrap_or_else(|| panic!("no flow"));
+    let mut replaced = 0;
+    for (path, old) in RETIRED {
+        let Some(e) = reg.iter().find(|e| e.path == *path) else {
+            continue;
+        };
+        let v = path.split('.').fold(&json, |v, k| &v[k]);
+        let text = match v {
+            serde_json::Value::String(t) => t.clone(),
+            v => v.to_string(),
+        };
+        for x in f
+            .extensions
+            .iter_mut()
+            .filter(|x| x.pen == e.pen && x.id == e.id)
+        {
+            x.id = *old;
+            x.value = schemas::ExtValue::hex(text.as_bytes());
+            replaced += 1;
+        }
+    }
+    assert_eq!(replaced, 3, "state, app_type and qoe_series");
+    match record_from_flow(&f) {
+        Some(Ok(Decoded::Session(back))) => assert_eq!(*back, s),
+        other => panic!("not decoded: {other:?}"),
     }
 }
 

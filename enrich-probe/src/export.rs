@@ -4,6 +4,10 @@
 //! ([`schemas::ipfix`], [`schemas::ipfix::transport`]), so the collector side decodes with the
 //! same registry and the mediator's IPFIX sink sends the same way.
 //!
+//! Integer enterprise elements use reduced-size encoding (RFC 7011 §6.2, a value that fits half
+//! its element's width is sent in half), and a session's QoE series travels packed
+//! ([`schemas::ipfix::series`]).
+//!
 //! Over TCP (the default: RFC 7011 §10.4, reliable, templates sent once per connection) or UDP
 //! (templates resent every 10 s of export time; a datagram the collector's socket drops is lost,
 //! which its drop counters show). A broken TCP connection is re-opened once per send, with the
@@ -34,7 +38,9 @@ pub struct ExportReport {
 impl IpfixExporter {
     /// Connects (TCP) or prepares (UDP) an exporter to `to`, with `domain` as observation domain.
     pub fn new(to: SocketAddr, transport: Transport, domain: u32) -> Result<Self, ExportError> {
-        let cfg = encoder_config(transport, domain, 10_000);
+        let mut cfg = encoder_config(transport, domain, 10_000);
+        // The tap's counters are mostly small: send them in the octets they need (RFC 7011 §6.2).
+        cfg.reduced_size = true;
         let mut taps = Exporter::connect(RecordKind::Tap, to, transport, cfg.clone())?;
         // The session socket opens with its first report (most flows belong to no session).
         let mut sessions = Exporter::lazy(RecordKind::AppSession, to, transport, cfg)?;

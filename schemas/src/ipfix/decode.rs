@@ -5,7 +5,9 @@
 //! send it) and [`record_from_flow`] turns it back into the record it was encoded from.
 
 use super::encode::lookup;
-use super::registry::{registry, Form, IeType, InfoElement, RegistryError, RECORD_KIND_ID};
+use super::registry::{
+    registry, Form, IeType, InfoElement, RegistryError, RECORD_KIND_ID, RETIRED,
+};
 use super::PEN;
 use crate::ext::ExtValue;
 use crate::flow::{FlowRecord, TimeSource};
@@ -113,8 +115,16 @@ fn decode_tap(f: &FlowRecord) -> Result<TapRecord, DecodeError> {
     // Derived fields, recomputed below.
     set(&mut root, "record_id", Value::String(String::new()));
     set(&mut root, "key.flow_key", Value::String(String::new()));
+    // Left out when it equals the flow key (registry::same_as).
+    let digest_is_key = lookup(&root, "stats.digest").is_none();
+    if digest_is_key {
+        set(&mut root, "stats.digest", Value::String(String::new()));
+    }
     let mut t: TapRecord = typed(RecordKind::Tap, root)?;
     t.key.set_flow_key();
+    if digest_is_key {
+        t.stats.digest = t.key.flow_key.clone();
+    }
     t.set_record_id();
     Ok(t)
 }
@@ -164,8 +174,8 @@ fn fields(kind: RecordKind, f: &FlowRecord) -> Result<Value, DecodeError> {
             iana_value(e, f)?
         } else {
             match f.extensions.iter().find(|x| x.pen == e.pen && x.id == e.id) {
-                None => None,
                 Some(x) => Some(enterprise_value(e, &x.value)?),
+                None => retired_value(e, f)?,
             }
         };
         if let Some(v) = v {
@@ -254,6 +264,28 @@ fn iana_value(e: &InfoElement, f: &FlowRecord) -> Result<Option<Value>, DecodeEr
     })
 }
 
+/// The value of `e`'s field from the element it travelled in before ([`RETIRED`]: a series as
+/// JSON text, an enum as its name), for records of older taps; `None` when that is absent too.
+fn retired_value(e: &InfoElement, f: &FlowRecord) -> Result<Option<Value>, DecodeError> {
+    let Some((_, old)) = RETIRED.iter().find(|(p, _)| *p == e.path) else {
+        return Ok(None);
+    };
+    let Some(x) = f.extensions.iter().find(|x| x.pen == e.pen && x.id == *old) else {
+        return Ok(None);
+    };
+    let form = match e.form {
+        Form::QoeSeries => Form::JsonList,
+        _ => Form::Plain,
+    };
+    let legacy = InfoElement {
+        id: *old,
+        ty: IeType::String,
+        form,
+        ..e.clone()
+    };
+    enterprise_value(&legacy, &x.value).map(Some)
+}
+
 fn enterprise_value(e: &InfoElement, v: &ExtValue) -> Result<Value, DecodeError> {
     let bad = |what: String| DecodeError::Value {
         name: e.name.clone(),
@@ -264,25 +296,57 @@ fn enterprise_value(e: &InfoElement, v: &ExtValue) -> Result<Value, DecodeError>
         return Err(bad(format!("expected raw octets, got {v:?}")));
     };
     let b = crate::ext::hex_decode(h).ok_or_else(|| bad(format!("bad hex {h:?}")))?;
-    let want = e.ty.length();
-    if let Some(n) = want {
-        if b.len() != usize::from(n) {
+    let integer = matches!(
+        e.ty,
+        IeType::Unsigned8
+            | IeType::Unsigned16
+            | IeType::Unsigned32
+            | IeType::Unsigned64
+            | IeType::Signed8
+            | IeType::Signed16
+            | IeType::Signed32
+            | IeType::Signed64
+    );
+    if let Some(n) = e.ty.length() {
+        // Integers may come in reduced-size encoding (RFC 7011 §6.2): 1 to n octets.
+        let fits = if integer {
+            (1..=usize::from(n)).contains(&b.len())
+        } else {
+            b.len() == usize::from(n)
+        };
+        if !fits {
             return Err(bad(format!("{} octets, expected {n}", b.len())));
         }
     }
     let be = |b: &[u8]| b.iter().fold(0u64, |a, x| (a << 8) | u64::from(*x));
+    // A signed value of b.len() octets, sign-extended.
+    let signed = |b: &[u8]| {
+        let shift = 64 - 8 * b.len() as u32;
+        ((be(b) << shift) as i64) >> shift
+    };
     let text = || String::from_utf8(b.clone()).map_err(|_| bad("not UTF-8".into()));
     if e.form == Form::JsonList {
         return serde_json::from_str(&text()?).map_err(|x| bad(format!("list: {x}")));
+    }
+    if let Form::EnumCode(values) = e.form {
+        let code = b.first().copied().filter(|_| b.len() == 1);
+        return code
+            .and_then(|c| values.get(usize::from(c)))
+            .map(|(v, _)| Value::String(v.clone()))
+            .ok_or_else(|| bad(format!("unknown code {b:?}")));
+    }
+    if e.form == Form::QoeSeries {
+        let samples = super::series::unpack(&b).map_err(|x| bad(x.to_string()))?;
+        return serde_json::to_value(samples).map_err(|x| bad(format!("series: {x}")));
     }
     Ok(match e.ty {
         IeType::Unsigned8 | IeType::Unsigned16 | IeType::Unsigned32 | IeType::Unsigned64 => {
             Value::from(be(&b))
         }
-        IeType::Signed8 => Value::from(i64::from(b[0] as i8)),
-        IeType::Signed16 => Value::from(i64::from(be(&b) as u16 as i16)),
-        IeType::Signed32 => Value::from(i64::from(be(&b) as u32 as i32)),
-        IeType::Signed64 | IeType::DateTimeMilliseconds => Value::from(be(&b) as i64),
+        IeType::Signed8 | IeType::Signed16 | IeType::Signed32 | IeType::Signed64 => {
+            Value::from(signed(&b))
+        }
+        IeType::DateTimeMilliseconds => Value::from(be(&b) as i64),
         IeType::Float32 => {
             let f = f32::from_bits(be(&b) as u32);
             Number::from_f64(f64::from(f))
@@ -304,6 +368,7 @@ fn enterprise_value(e: &InfoElement, v: &ExtValue) -> Result<Value, DecodeError>
         IeType::Ipv4Address | IeType::Ipv6Address => {
             return Err(bad("address in an enterprise element".into()))
         }
+        IeType::OctetArray => return Err(bad("octets without a packed form".into())),
     })
 }
 

@@ -1,7 +1,7 @@
 //! IPFIX export messages (RFC 7011) from records: templates allocated per set of present fields,
 //! (re)sent when first used and, for UDP, every `template_refresh_ms`.
 
-use super::registry::{kind_code, registry, Form, IeType, InfoElement, RegistryError};
+use super::registry::{kind_code, registry, same_as, Form, IeType, InfoElement, RegistryError};
 use crate::kind::RecordKind;
 use serde::Serialize;
 use serde_json::Value;
@@ -22,6 +22,12 @@ pub struct EncoderConfig {
     /// Also resend a template when this many messages were built since it was last sent; 0:
     /// never by count. (RFC 7011 §8.4 leaves the choice of time, count or both to the exporter.)
     pub template_refresh_messages: u64,
+    /// Reduced-size encoding (RFC 7011 §6.2) of enterprise integer elements: a 16-, 32- or
+    /// 64-bit value that fits half its width is sent in half (a counter of a few thousand
+    /// bytes takes 4 octets, not 8). A record's template then says which width each element
+    /// has, so records whose values need different widths use different templates; halving only
+    /// (never down to one octet) keeps those few. IANA elements keep their full width.
+    pub reduced_size: bool,
 }
 
 impl Default for EncoderConfig {
@@ -31,6 +37,7 @@ impl Default for EncoderConfig {
             max_message: 1400,
             template_refresh_ms: 10_000,
             template_refresh_messages: 0,
+            reduced_size: false,
         }
     }
 }
@@ -57,8 +64,10 @@ pub enum EncodeError {
     TemplatesExhausted(usize),
 }
 
-/// Longest string value sent; longer ones are cut at a character boundary.
-pub const MAX_STRING: usize = 16_384;
+/// Longest string value sent: the longest variable-length value IPFIX has (RFC 7011 §7); longer
+/// ones are cut at a character boundary and counted. (A record that then does not fit a 65535-byte
+/// message is not sent, and counted as failed.)
+pub const MAX_STRING: usize = u16::MAX as usize;
 
 /// Most templates (distinct sets of present fields) an encoder allocates.
 pub const MAX_TEMPLATES: usize = 4096;
@@ -90,8 +99,9 @@ pub struct Encoded {
     pub errors: Vec<EncodeError>,
 }
 
-/// One element of a template: index into the registry, and whether the IPv6 form is used.
-type Slot = (u16, bool);
+/// One element of a template: index into the registry, whether the IPv6 form is used, and the
+/// reduced size in octets (0: the type's own length).
+type Slot = (u16, bool, u8);
 
 #[derive(Debug)]
 struct Template {
@@ -300,7 +310,7 @@ impl Encoder {
         for (i, e) in self.reg.iter().enumerate() {
             if e.form == Form::RecordKind {
                 data.push(kind_code(self.kind));
-                slots.push((i as u16, false));
+                slots.push((i as u16, false, 0));
                 continue;
             }
             let x = lookup(&v, &e.path);
@@ -313,14 +323,26 @@ impl Encoder {
                     what: "missing".into(),
                 });
             };
+            if same_as(self.kind)
+                .iter()
+                .any(|(p, of)| *p == e.path && lookup(&v, of) == Some(x))
+            {
+                continue;
+            }
+            let at = data.len();
             let mut v6 = write_value(e, x, &mut data, &mut self.counters.strings_truncated)?;
+            let reduced = if self.cfg.reduced_size && e.pen != 0 && e.form == Form::Plain {
+                reduce(e.ty, &mut data, at)
+            } else {
+                0
+            };
             if let Form::Family { of, .. } = e.form {
                 v6 = lookup(&v, of)
                     .and_then(Value::as_str)
                     .and_then(|a| a.parse::<IpAddr>().ok())
                     .is_some_and(|a| a.is_ipv6());
             }
-            slots.push((i as u16, v6));
+            slots.push((i as u16, v6, reduced));
         }
         Ok((slots, data))
     }
@@ -335,11 +357,14 @@ fn template_record(reg: &[InfoElement], id: u16, slots: &[Slot]) -> Vec<u8> {
     let mut t = Vec::with_capacity(4 + slots.len() * 8);
     t.extend_from_slice(&id.to_be_bytes());
     t.extend_from_slice(&(slots.len() as u16).to_be_bytes());
-    for &(i, v6) in slots {
+    for &(i, v6, reduced) in slots {
         let Some(e) = reg.get(usize::from(i)) else {
             continue;
         };
-        let len = e.ty.length().unwrap_or(u16::MAX);
+        let len = match reduced {
+            0 => e.ty.length().unwrap_or(u16::MAX),
+            n => u16::from(n),
+        };
         let (ie, len) = match (e.form, v6) {
             (Form::Address { v6_id }, true) => (v6_id, 16),
             (Form::Family { v6_id, .. }, true) => (v6_id, len),
@@ -353,6 +378,35 @@ fn template_record(reg: &[InfoElement], id: u16, slots: &[Slot]) -> Vec<u8> {
         }
     }
     t
+}
+
+/// Halves the integer of type `ty` written at `data[at..]` when its value fits half the width
+/// (RFC 7011 §6.2: unsigned values keep their low-order octets, signed ones too, with the sign
+/// bit kept); returns the new length, or 0 when it stays as it is.
+fn reduce(ty: IeType, data: &mut Vec<u8>, at: usize) -> u8 {
+    let signed = match ty {
+        IeType::Unsigned16 | IeType::Unsigned32 | IeType::Unsigned64 => false,
+        IeType::Signed16 | IeType::Signed32 | IeType::Signed64 => true,
+        _ => return 0,
+    };
+    let Some(v) = data.get(at..) else {
+        return 0;
+    };
+    let half = v.len() / 2;
+    if half == 0 {
+        return 0;
+    }
+    let (high, low) = v.split_at(half);
+    let fill = if signed && low[0] & 0x80 != 0 {
+        0xff
+    } else {
+        0
+    };
+    if high.iter().any(|b| *b != fill) {
+        return 0;
+    }
+    data.drain(at..at + half);
+    half as u8
 }
 
 fn bad(e: &InfoElement, what: impl Into<String>) -> EncodeError {
@@ -411,6 +465,28 @@ fn write_value(
             write_string(&text, out, truncated);
             return Ok(false);
         }
+        Form::QoeSeries => {
+            let samples: Vec<crate::qoe::QoeSample> = serde_json::from_value(x.clone())
+                .map_err(|err| bad(e, format!("not a QoE series: {err}")))?;
+            let packed = super::series::pack(&samples);
+            if packed.len() > usize::from(u16::MAX) {
+                return Err(bad(
+                    e,
+                    format!("{} samples pack to {} bytes", samples.len(), packed.len()),
+                ));
+            }
+            write_octets(&packed, out);
+            return Ok(false);
+        }
+        Form::EnumCode(values) => {
+            let code = x
+                .as_str()
+                .and_then(|s| values.iter().position(|(v, _)| v == s))
+                .and_then(|i| u8::try_from(i).ok())
+                .ok_or_else(|| bad(e, format!("no code for {x}")))?;
+            out.push(code);
+            return Ok(false);
+        }
         Form::Codes(codes) => {
             let code = x
                 .as_str()
@@ -460,11 +536,12 @@ fn write_value(
         IeType::Ipv4Address | IeType::Ipv6Address => {
             return Err(bad(e, "address element without the address form"))
         }
+        IeType::OctetArray => return Err(bad(e, "octets without a packed form")),
     }
     Ok(false)
 }
 
-/// A variable-length string (RFC 7011 §7): one length byte below 255, else 255 and two bytes.
+/// A variable-length string (RFC 7011 §7), cut at [`MAX_STRING`] on a character boundary.
 fn write_string(s: &str, out: &mut Vec<u8>, truncated: &mut u64) {
     let mut end = s.len().min(MAX_STRING);
     while !s.is_char_boundary(end) {
@@ -473,7 +550,12 @@ fn write_string(s: &str, out: &mut Vec<u8>, truncated: &mut u64) {
     if end < s.len() {
         *truncated += 1;
     }
-    let b = &s.as_bytes()[..end];
+    write_octets(&s.as_bytes()[..end], out);
+}
+
+/// A variable-length value (RFC 7011 §7): one length byte below 255, else 255 and two bytes.
+/// `b` is at most 65535 bytes long.
+fn write_octets(b: &[u8], out: &mut Vec<u8>) {
     if b.len() < 255 {
         out.push(b.len() as u8);
     } else {
@@ -481,4 +563,49 @@ fn write_string(s: &str, out: &mut Vec<u8>, truncated: &mut u64) {
         out.extend_from_slice(&(b.len() as u16).to_be_bytes());
     }
     out.extend_from_slice(b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reduced(ty: IeType, native: &[u8]) -> (u8, Vec<u8>) {
+        let mut d = vec![0xaa];
+        d.extend_from_slice(native);
+        let n = reduce(ty, &mut d, 1);
+        assert_eq!(d[0], 0xaa, "the bytes before are kept");
+        (n, d[1..].to_vec())
+    }
+
+    #[test]
+    fn integers_that_fit_half_their_width_are_halved() {
+        let u = IeType::Unsigned64;
+        assert_eq!(
+            reduced(u, &70_000u64.to_be_bytes()),
+            (4, 70_000u32.to_be_bytes().to_vec())
+        );
+        assert_eq!(reduced(u, &(1u64 << 32).to_be_bytes()).0, 0);
+        assert_eq!(
+            reduced(IeType::Unsigned32, &300u32.to_be_bytes()),
+            (2, vec![1, 44])
+        );
+        assert_eq!(
+            reduced(IeType::Unsigned16, &255u16.to_be_bytes()),
+            (1, vec![255])
+        );
+        let s = IeType::Signed32;
+        assert_eq!(reduced(s, &(-2i32).to_be_bytes()), (2, vec![0xff, 0xfe]));
+        assert_eq!(
+            reduced(s, &40_000i32.to_be_bytes()).0,
+            0,
+            "would read as negative"
+        );
+        assert_eq!(reduced(s, &(-40_000i32).to_be_bytes()).0, 0);
+        assert_eq!(reduced(IeType::Unsigned8, &[3]).0, 0);
+        assert_eq!(reduced(IeType::Float64, &0f64.to_be_bytes()).0, 0);
+        assert_eq!(
+            reduced(IeType::DateTimeMilliseconds, &5i64.to_be_bytes()).0,
+            0
+        );
+    }
 }

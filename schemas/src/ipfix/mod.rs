@@ -25,7 +25,8 @@
 //! Types: integers keep their width (`unsigned8`..`unsigned64`, `signed*`), `f32`/`f64` are
 //! `float32`/`float64`, `bool` is `boolean`, UTC milliseconds are `dateTimeMilliseconds`, strings and
 //! enums are variable-length `string`s, and lists are variable-length strings holding the list as
-//! JSON text (`["h2","http/1.1"]`) — exact, and readable in tshark.
+//! JSON text (`["h2","http/1.1"]`) — exact, and readable in tshark — except a session's QoE time
+//! series, packed into an `octetArray` ([`series`]: ~20 bytes a sample instead of ~300 as JSON).
 //!
 //! An absent value (`null`) is an element left out of the record: a record's template is the set
 //! of elements it has, so records with different sets use different templates
@@ -41,6 +42,7 @@
 pub mod decode;
 pub mod encode;
 pub mod registry;
+pub mod series;
 pub mod transport;
 
 /// Private enterprise number of Super-NetFlow's elements. The project has no PEN of its own yet:

@@ -3,7 +3,7 @@
 
 use super::PEN;
 use crate::kind::RecordKind;
-use crate::published::shape::{Column, StructShape, Ty};
+use crate::published::shape::{Column, Source, StructShape, Ty};
 use std::sync::OnceLock;
 
 /// IPFIX abstract data types used by the registry (RFC 7012 §3.1).
@@ -39,6 +39,8 @@ pub enum IeType {
     Ipv4Address,
     /// `ipv6Address`.
     Ipv6Address,
+    /// `octetArray`, variable length.
+    OctetArray,
 }
 
 impl IeType {
@@ -51,7 +53,7 @@ impl IeType {
             Unsigned32 | Signed32 | Float32 | Ipv4Address => 4,
             Unsigned64 | Signed64 | Float64 | DateTimeMilliseconds => 8,
             Ipv6Address => 16,
-            String => return None,
+            String | OctetArray => return None,
         })
     }
 
@@ -74,6 +76,7 @@ impl IeType {
             DateTimeMilliseconds => "dateTimeMilliseconds",
             Ipv4Address => "ipv4Address",
             Ipv6Address => "ipv6Address",
+            OctetArray => "octetArray",
         }
     }
 }
@@ -85,6 +88,11 @@ pub enum Form {
     Plain,
     /// A list, as JSON text in a `string` element.
     JsonList,
+    /// A session's QoE time series, packed ([`super::series`]) in an `octetArray` element.
+    QoeSeries,
+    /// A string enum of ours as an `unsigned8` code: the value's place in the list (the enum's
+    /// declaration order; new values go last, so codes never change).
+    EnumCode(&'static [(String, Option<String>)]),
     /// An IP address: the IPv4 element for IPv4, `v6_id` (an IANA element) for IPv6.
     Address {
         /// IANA id of the IPv6 element.
@@ -288,6 +296,16 @@ const SESSION_IANA: &[IanaField] = &[
 /// Fields of a tap record that are not sent: the decoder recomputes them.
 pub const TAP_DERIVED: &[&str] = &["record_id", "key.flow_key"];
 
+/// Fields of a record left out when they equal another field (which the decoder recomputes):
+/// (field, the field it usually equals). The tap's `stats.digest` is its flow key; sent only when
+/// it differs (17 octets a record saved).
+pub fn same_as(kind: RecordKind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        RecordKind::Tap => &[("stats.digest", "key.flow_key")],
+        _ => &[],
+    }
+}
+
 /// Fields of a super-flow that are not sent: the decoder recomputes them (the record id and the
 /// flow key from the flow, the top-level columns from `enrichment` and `app`).
 pub const SUPER_DERIVED: &[&str] = &[
@@ -304,6 +322,30 @@ pub const SESSION_DERIVED: &[&str] = &["record_id"];
 /// Element id of the record-kind element ([`Form::RecordKind`]).
 pub const RECORD_KIND_ID: u16 = 6;
 
+/// Path of a session's QoE time series, sent packed ([`Form::QoeSeries`]).
+pub const QOE_SERIES_PATH: &str = "qoe_series";
+
+/// Enterprise element that carried a session's QoE series as JSON text until 2026-12; no encoder
+/// sends it any more, and a decoder still reads it from older taps.
+pub const LEGACY_QOE_SERIES_ID: u16 = 250;
+
+/// Elements retired in 2026-12, by the path they carried: (path, old id). The series went from
+/// JSON text to packed octets ([`LEGACY_QOE_SERIES_ID`]), the enums from their names as strings
+/// to `unsigned8` codes ([`Form::EnumCode`]). No encoder sends them; a decoder reads them when a
+/// record lacks the new element (a tap of before), and their ids are never given to another field.
+pub const RETIRED: &[(&str, u16)] = &[
+    (QOE_SERIES_PATH, LEGACY_QOE_SERIES_ID),
+    ("state", 3),
+    ("app.app_type", 10),
+    ("app.detection_method", 20),
+    ("qoe.video.buffer_state", 88),
+    ("flow.flow_version", 202),
+    ("flow.time_source", 206),
+    ("enrichment.status", 220),
+    ("enrichment.key_match", 224),
+    ("app_type", 241),
+];
+
 /// The code of a record kind in the record-kind element: its place in [`RecordKind::ALL`]
 /// (0 flow, 1 tap, 2 super-flow, 3 application session).
 pub fn kind_code(kind: RecordKind) -> u8 {
@@ -317,12 +359,12 @@ pub fn kind_code(kind: RecordKind) -> u8 {
 pub const IDS: &[(&str, u16)] = &[
     ("schema_version", 1),
     ("tap_id", 2),
-    ("state", 3),
+    ("state", 280), // 3 until 2026-12 (as a string)
     ("seq", 4),
     ("session_id", 5),
     // 6: the record kind (RECORD_KIND_ID), not a field.
     // Application & user platform
-    ("app.app_type", 10),
+    ("app.app_type", 281), // 10 until 2026-12 (as a string)
     ("app.provider", 11),
     ("app.app_name", 12),
     ("app.client_os", 13),
@@ -332,7 +374,7 @@ pub const IDS: &[(&str, u16)] = &[
     ("app.http_host", 17),
     ("app.tls_fingerprint", 18),
     ("app.alpn", 19),
-    ("app.detection_method", 20),
+    ("app.detection_method", 282), // 20 until 2026-12 (as a string)
     ("app.confidence", 21),
     ("app.detection_packets", 22),
     // Network QoS
@@ -363,7 +405,7 @@ pub const IDS: &[(&str, u16)] = &[
     ("qoe.video.startup_delay_ms", 85),
     ("qoe.video.stalls", 86),
     ("qoe.video.stall_ms", 87),
-    ("qoe.video.buffer_state", 88),
+    ("qoe.video.buffer_state", 283), // 88 until 2026-12 (as a string)
     // gaming
     ("qoe.gaming.window_start_ms", 100),
     ("qoe.gaming.window_end_ms", 101),
@@ -393,26 +435,26 @@ pub const IDS: &[(&str, u16)] = &[
     // Super-flow: the router's flow where IANA has no element
     ("flow.schema_version", 200),
     ("flow.record_id", 201),
-    ("flow.flow_version", 202),
+    ("flow.flow_version", 284), // 202 until 2026-12 (as a string)
     ("flow.template_id", 203),
     ("flow.sequence_number", 204),
     ("flow.export_time_ms", 205),
-    ("flow.time_source", 206),
+    ("flow.time_source", 285), // 206 until 2026-12 (as a string)
     ("flow.clock_skew_ms", 207),
     ("flow.octets_exported", 208),
     ("flow.packets_exported", 209),
     ("flow.sampling_interval", 210),
     ("flow.extensions", 211),
     // the join's outcome
-    ("enrichment.status", 220),
+    ("enrichment.status", 286), // 220 until 2026-12 (as a string)
     ("enrichment.confidence", 221),
     ("enrichment.tap", 222),
     ("enrichment.matched_tap_records", 223),
-    ("enrichment.key_match", 224),
+    ("enrichment.key_match", 287), // 224 until 2026-12 (as a string)
     ("enrichment.router_tap_ratio", 225),
     // Application session
     ("provider", 240),
-    ("app_type", 241),
+    ("app_type", 288), // 241 until 2026-12 (as a string)
     ("app_name", 242),
     ("client_os", 243),
     ("client_agent", 244),
@@ -421,7 +463,9 @@ pub const IDS: &[(&str, u16)] = &[
     ("network.router_octets", 247),
     ("network.router_packets", 248),
     ("network.router_flow_records", 249),
-    ("qoe_series", 250),
+    // 250 carried the series as JSON text until 2026-12 (retired: a decoder still reads it,
+    // [`LEGACY_QOE_SERIES_ID`]); 251 carries it packed.
+    ("qoe_series", 251),
     ("network.stats.digest", 260),
     ("network.stats.local_bytes", 261),
     ("network.stats.other_bytes", 262),
@@ -511,7 +555,7 @@ fn build(
         if derived.contains(&path) {
             return;
         }
-        match element_of(path, &col.ty, iana, ids) {
+        match element_of(path, col, iana, ids) {
             Ok((pen, id, name, ty, form)) => out.push(InfoElement {
                 path: path.to_string(),
                 pen,
@@ -562,11 +606,13 @@ fn build(
 /// Where the field at `path` of type `t` goes: (PEN, id, name, type, form).
 fn element_of(
     path: &str,
-    t: &Ty,
+    col: &'static Column,
     iana: &[IanaField],
     ids: &[(&str, u16)],
 ) -> Result<(u32, u16, String, IeType, Form), String> {
+    let t = &col.ty;
     let typed = |t: &Ty| match t {
+        Ty::List(_) if path == QOE_SERIES_PATH => Ok((IeType::OctetArray, Form::QoeSeries)),
         Ty::List(_) => Ok((IeType::String, Form::JsonList)),
         t => plain_type(t)
             .map(|ty| (ty, Form::Plain))
@@ -586,18 +632,26 @@ fn element_of(
     let (_, id) = ids.iter().find(|(p, _)| *p == path).ok_or(
         "no enterprise element id (add it to schemas/src/ipfix/registry.rs with the next free id)",
     )?;
-    let (ty, form) = typed(t)?;
+    let (ty, form) = match t {
+        Ty::Enum(e) if col.source == Source::Plain => {
+            if e.values.len() > 256 {
+                return Err(format!("{} enum values do not fit a code", e.values.len()));
+            }
+            (IeType::Unsigned8, Form::EnumCode(&e.values))
+        }
+        t => typed(t)?,
+    };
     Ok((PEN, *id, camel(path), ty, form))
 }
 
 /// Walks the leaves of a shape: (path, solid parent, column, nullable — itself or any struct
 /// above it).
 fn leaves(
-    s: &StructShape,
+    s: &'static StructShape,
     prefix: &str,
     solid: &str,
     parent_nullable: bool,
-    f: &mut dyn FnMut(&str, &str, &Column, bool),
+    f: &mut dyn FnMut(&str, &str, &'static Column, bool),
 ) {
     for c in &s.columns {
         let path = if prefix.is_empty() {
@@ -666,8 +720,13 @@ pub fn csv() -> Result<String, RegistryError> {
                 continue;
             }
             let semantics = match e.ty {
-                IeType::String | IeType::Boolean | IeType::DateTimeMilliseconds => "default",
-                _ if e.form == Form::RecordKind => "identifier",
+                IeType::String
+                | IeType::Boolean
+                | IeType::DateTimeMilliseconds
+                | IeType::OctetArray => "default",
+                _ if e.form == Form::RecordKind || matches!(e.form, Form::EnumCode(_)) => {
+                    "identifier"
+                }
                 _ if e.path.ends_with("_bytes")
                     || e.path.ends_with("_packets")
                     || e.path.ends_with("_octets") =>
@@ -680,6 +739,20 @@ pub fn csv() -> Result<String, RegistryError> {
             let mut desc = e.description.replace('"', "\"\"");
             if e.form == Form::JsonList {
                 desc.push_str(" Sent as a JSON array in a string.");
+            }
+            if let Form::EnumCode(values) = e.form {
+                let codes: Vec<String> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (v, _))| format!("{i} {v}"))
+                    .collect();
+                desc.push_str(&format!(" Sent as a code: {}.", codes.join(", ")));
+            }
+            if e.form == Form::QoeSeries {
+                desc.push_str(
+                    " Sent packed (format in schemas/src/ipfix/series.rs); element 250 carried \
+                     it as JSON text before.",
+                );
             }
             s.push_str(&format!(
                 "{},{},{},{},{},current,\"{}\",{},{},{}\n",
@@ -754,13 +827,37 @@ mod tests {
             );
         }
         let a = reg(RecordKind::AppSession);
-        assert!(a
-            .iter()
-            .any(|e| e.path == "qoe_series" && e.form == Form::JsonList));
+        assert!(a.iter().any(|e| e.path == QOE_SERIES_PATH
+            && e.form == Form::QoeSeries
+            && e.ty == IeType::OctetArray
+            && e.id != LEGACY_QOE_SERIES_ID));
         for r in [r, s, a] {
             assert_eq!(r[0].form, Form::RecordKind);
         }
         assert!(registry(RecordKind::Flow).is_err());
+    }
+
+    #[test]
+    fn retired_ids_stay_retired_and_enums_travel_as_codes() {
+        for (path, old) in RETIRED {
+            assert!(!IDS.iter().any(|(_, id)| id == old), "{old} given again");
+            assert!(IDS.iter().any(|(p, _)| p == path), "{path} has no element");
+        }
+        let t = reg(RecordKind::Tap);
+        let state = t.iter().find(|e| e.path == "state");
+        assert!(
+            matches!(state.map(|e| (e.ty, e.form)), Some((IeType::Unsigned8, Form::EnumCode(v))) if v[0].0 == "start"),
+            "{state:?}"
+        );
+        // Every enterprise string element left is free text, not an enum.
+        for kind in KINDS {
+            for e in reg(kind)
+                .iter()
+                .filter(|e| e.pen == PEN && e.ty == IeType::String)
+            {
+                assert!(!RETIRED.iter().any(|(p, _)| *p == e.path), "{}", e.path);
+            }
+        }
     }
 
     #[test]

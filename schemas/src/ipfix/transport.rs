@@ -81,6 +81,7 @@ pub fn encoder_config(transport: Transport, domain: u32, refresh_ms: i64) -> Enc
             max_message: 16_384,
             template_refresh_ms: 0,
             template_refresh_messages: 0,
+            reduced_size: false,
         },
         Transport::Udp => EncoderConfig {
             observation_domain: domain,

@@ -263,8 +263,11 @@ const README_BODY: &str = r#"
   (`run`'s IPFIX sink) over IPFIX, in the columns of IANA's `ipfix-information-elements.csv` plus
   the record and field each one holds (a field path is one element in every kind that has it).
   Every record carries `snfRecordKind` (id 6: 1 tap, 2 super-flow, 3 session). Fields IANA has an
-  element for travel in it (list below); lists are JSON text in a `string` element; an absent
-  value is an element left out of the record's template. See `schemas::ipfix`.
+  element for travel in it (list below); lists are JSON text in a `string` element, except a
+  session's QoE series, packed in an `octetArray` (`schemas::ipfix::series`); our enums are
+  `unsigned8` codes (listed in each element's description); integers may come in reduced-size
+  encoding (RFC 7011 §6.2); an absent value is an element left out of the record's template.
+  Retired element ids (`schemas::ipfix::registry::RETIRED`) are never reused. See `schemas::ipfix`.
 
 ## Mapping
 
