@@ -23,6 +23,14 @@ pub fn extension(f: &Field) -> Extension {
         };
     }
     let ie = f.ie();
+    if let Some(value) = direct(f) {
+        return Extension {
+            pen: ie.pen(),
+            id: ie.id(),
+            name: Some(name_of(ie)),
+            value,
+        };
+    }
     // Fast path: the element's value serialised straight into an ExtValue (no serde_json tree, no
     // maps); anything it does not cover goes the generic way below, with the same result.
     let value = match fast::value(f, ie.data_type()) {
@@ -37,6 +45,94 @@ pub fn extension(f: &Field) -> Extension {
     }
 }
 
+/// The value of the elements routers commonly send beside the columns (Cisco's MPLS, IPv6 and
+/// sampler elements), built without serde; the same value as the serde paths give (tested below).
+fn direct(f: &Field) -> Option<ExtValue> {
+    Some(match f {
+        Field::mplsTopLabelStackSection(a)
+        | Field::mplsLabelStackSection2(a)
+        | Field::mplsLabelStackSection3(a)
+        | Field::mplsLabelStackSection4(a)
+        | Field::mplsLabelStackSection5(a)
+        | Field::mplsLabelStackSection6(a) => ExtValue::hex(a),
+        Field::flowLabelIPv6(v)
+        | Field::ipv6ExtensionHeaders(v)
+        | Field::samplerId(v)
+        | Field::ingressVRFID(v)
+        | Field::egressVRFID(v)
+        | Field::flowStartSysUpTime(v)
+        | Field::flowEndSysUpTime(v)
+        | Field::ingressInterface(v)
+        | Field::egressInterface(v)
+        | Field::bgpSourceAsNumber(v)
+        | Field::bgpDestinationAsNumber(v) => ExtValue::Unsigned(u64::from(*v)),
+        Field::octetDeltaCount(v)
+        | Field::packetDeltaCount(v)
+        | Field::octetTotalCount(v)
+        | Field::packetTotalCount(v)
+        | Field::postOctetDeltaCount(v)
+        | Field::postPacketDeltaCount(v)
+        | Field::initiatorOctets(v)
+        | Field::initiatorPackets(v) => ExtValue::Unsigned(*v),
+        Field::mplsTopLabelPrefixLength(v)
+        | Field::ipVersion(v)
+        | Field::ipClassOfService(v)
+        | Field::sourceIPv4PrefixLength(v)
+        | Field::destinationIPv4PrefixLength(v)
+        | Field::sourceIPv6PrefixLength(v)
+        | Field::destinationIPv6PrefixLength(v) => ExtValue::Unsigned(u64::from(*v)),
+        Field::sourceTransportPort(v)
+        | Field::destinationTransportPort(v)
+        | Field::vlanId(v)
+        | Field::postVlanId(v)
+        | Field::icmpTypeCodeIPv4(v)
+        | Field::icmpTypeCodeIPv6(v) => ExtValue::Unsigned(u64::from(*v)),
+        Field::sourceIPv4Address(a)
+        | Field::destinationIPv4Address(a)
+        | Field::ipNextHopIPv4Address(a)
+        | Field::bgpNextHopIPv4Address(a)
+        | Field::mplsTopLabelIPv4Address(a) => ExtValue::Address(a.to_string()),
+        Field::sourceIPv6Address(a)
+        | Field::destinationIPv6Address(a)
+        | Field::ipNextHopIPv6Address(a)
+        | Field::bgpNextHopIPv6Address(a) => ExtValue::Address(a.to_string()),
+        _ => return None,
+    })
+}
+
+/// A small multiplicative hasher for the element-name table (looked up once per extension; the
+/// keys are element ids, not attacker-chosen strings, so SipHash's protection buys nothing).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = std::collections::HashMap<IE, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Registry names, formatted once per element (Display of a generated enum is slow) and kept for
 /// the life of the process, so each record's extensions borrow them instead of allocating. The
 /// table is bounded: past [`MAX_NAMES`] distinct elements (only possible with many enterprise
@@ -46,7 +142,7 @@ fn name_of(ie: IE) -> Cow<'static, str> {
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashMap<IE, &'static str>>> = OnceLock::new();
     thread_local! {
-        static LOCAL: std::cell::RefCell<HashMap<IE, &'static str>> = Default::default();
+        static LOCAL: std::cell::RefCell<IdMap<&'static str>> = Default::default();
     }
     if let Some(n) = LOCAL.with(|l| l.borrow().get(&ie).copied()) {
         return Cow::Borrowed(n);
@@ -563,6 +659,33 @@ mod fast_tests {
             (19, 8),
             (33, 2),
             (184, 4),
+            (72, 3),
+            (75, 3),
+            (21, 4),
+            (22, 4),
+            (28, 16),
+            (62, 16),
+            (63, 16),
+            (18, 4),
+            (15, 4),
+            (60, 1),
+            (1, 8),
+            (1, 4),
+            (2, 8),
+            (85, 8),
+            (7, 2),
+            (11, 2),
+            (58, 2),
+            (59, 2),
+            (139, 2),
+            (9, 1),
+            (29, 1),
+            (234, 4),
+            (235, 4),
+            (10, 4),
+            (10, 2),
+            (16, 4),
+            (5, 1),
         ];
         let (mut fast_n, mut total) = (0, 0);
         for (id, len) in specs {
