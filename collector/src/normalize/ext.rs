@@ -91,13 +91,40 @@ fn direct(f: &Field) -> Option<ExtValue> {
         | Field::destinationIPv4Address(a)
         | Field::ipNextHopIPv4Address(a)
         | Field::bgpNextHopIPv4Address(a)
-        | Field::mplsTopLabelIPv4Address(a) => ExtValue::Address(a.to_string()),
+        | Field::mplsTopLabelIPv4Address(a) => ExtValue::Address(v4_text(*a)),
         Field::sourceIPv6Address(a)
         | Field::destinationIPv6Address(a)
         | Field::ipNextHopIPv6Address(a)
-        | Field::bgpNextHopIPv6Address(a) => ExtValue::Address(a.to_string()),
+        | Field::bgpNextHopIPv6Address(a) => {
+            use std::fmt::Write;
+            // Sized once: `to_string` grows the string as the formatter writes.
+            let mut s = String::with_capacity(39);
+            write!(s, "{a}").ok()?;
+            ExtValue::Address(s)
+        }
+        // An enum of enums: serde_json writes it as nested one-key objects, which is what the
+        // generic path's `Value` prints too.
+        Field::forwardingStatus(v) => ExtValue::String(serde_json::to_string(v).ok()?),
         _ => return None,
     })
+}
+
+/// Dotted-quad text of an IPv4 address, as `Display` writes it, without the formatting machinery.
+fn v4_text(a: std::net::Ipv4Addr) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
 }
 
 /// A small multiplicative hasher for the element-name table (looked up once per extension; the
@@ -608,6 +635,19 @@ mod fast {
 #[cfg(test)]
 mod fast_tests {
     use super::*;
+
+    #[test]
+    fn v4_text_is_display() {
+        for o in 0..=255u8 {
+            for a in [
+                std::net::Ipv4Addr::new(o, 0, 9, 10),
+                std::net::Ipv4Addr::new(99, o, 100, 255),
+                std::net::Ipv4Addr::new(1, 2, o, o.wrapping_mul(7)),
+            ] {
+                assert_eq!(v4_text(a), a.to_string());
+            }
+        }
+    }
     use netgauze_parse_utils::reader::SliceReader;
     use netgauze_parse_utils::traits::ParseFromWithTwoInputs;
 
