@@ -245,7 +245,10 @@ mod tests {
         assert!(decode(f, &b).is_some());
         // A value netgauze refuses is left to it: a time outside chrono's range.
         let f = select(IE::flowStartMilliseconds, 8).expect("chosen");
-        assert_eq!(decode(f, &[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(
+            decode(f, &[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
         assert_eq!(select(IE::sourceIPv4Address, 16), None);
         assert_eq!(select(IE::octetDeltaCount, 0), None);
     }
