@@ -46,12 +46,12 @@ pub enum ExtValue {
 impl ExtValue {
     /// Hex-encodes opaque bytes.
     pub fn hex(bytes: &[u8]) -> Self {
-        let mut s = String::with_capacity(bytes.len() * 2);
+        let mut s = Vec::with_capacity(bytes.len() * 2);
         for b in bytes {
-            s.push(char::from(HEX[(b >> 4) as usize]));
-            s.push(char::from(HEX[(b & 15) as usize]));
+            s.push(HEX[(b >> 4) as usize]);
+            s.push(HEX[(b & 15) as usize]);
         }
-        Self::Hex(s)
+        Self::Hex(ascii(s))
     }
 }
 
@@ -76,7 +76,13 @@ pub fn hex64(v: u64) -> String {
     for (i, d) in b.iter_mut().enumerate() {
         *d = HEX[((v >> (60 - 4 * i)) & 15) as usize];
     }
-    b.iter().map(|&c| char::from(c)).collect()
+    ascii(b.to_vec())
+}
+
+/// Hex digits as a `String` in one allocation, without pushing them char by char (on the decode
+/// path, per record).
+fn ascii(digits: Vec<u8>) -> String {
+    String::from_utf8(digits).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //!   template be held and decoded later, and keeps one malformed set from costing the whole message.
 //! - Field mapping into `FlowRecord` lives in `crate::normalize`.
 
+pub mod fast;
 pub mod sets;
 pub mod stats;
 pub mod templates;

@@ -524,7 +524,9 @@ fn record(t: &Template, b: &[u8], fields: &mut Vec<Field>) -> Result<usize, Stri
             .get(p..p + len)
             .ok_or_else(|| format!("field needs {len} bytes at {p}, record has {}", b.len()))?;
         p += len;
-        if let Some(ie) = &s.ie {
+        if let Some(f) = s.fast.and_then(|k| super::fast::decode(k, v)) {
+            fields.push(f);
+        } else if let Some(ie) = &s.ie {
             let mut cur = SliceReader::new(v);
             let f = <Field as ParseFromWithTwoInputs<_, _>>::parse(&mut cur, ie, len as u16)
                 .map_err(|e| format!("{ie:?}: {e}"))?;

@@ -25,6 +25,8 @@ pub struct Spec {
     /// `None` for NetFlow v9 options scope fields (system, interface, ... scopes), which are skipped.
     pub ie: Option<IE>,
     pub len: u16,
+    /// Direct decoder for this element at this length ([`super::fast`]), when there is one.
+    pub fast: Option<super::fast::Fast>,
 }
 
 /// A decoding template.
@@ -46,14 +48,22 @@ fn ie_of(pen: u32, id: u16) -> IE {
 /// Checks a field's length against the element's type (RFC 7011 §6.2: reduced-size encoding is
 /// allowed, longer is not; variable length only for strings and octet arrays).
 fn spec(ie: IE, len: u16) -> Result<Spec, String> {
+    let plain = Spec {
+        ie: Some(ie),
+        len,
+        fast: None,
+    };
     if matches!(ie, IE::Unknown { .. }) {
-        return Ok(Spec { ie: Some(ie), len });
+        return Ok(plain);
     }
     if len == VARLEN && ie.length_range().is_none() {
-        return Ok(Spec { ie: Some(ie), len });
+        return Ok(plain);
     }
     FieldSpecifier::new(ie, len)
-        .map(|_| Spec { ie: Some(ie), len })
+        .map(|_| Spec {
+            fast: super::fast::select(ie, len),
+            ..plain
+        })
         .map_err(|e| format!("field {ie:?}: {e}"))
 }
 
@@ -112,7 +122,11 @@ pub fn parse_template(proto: Proto, options: bool, rec: &[u8]) -> Result<Templat
             let mut p = 6;
             while p + 4 <= 6 + scope_len {
                 let len = be16(rec, p + 2)?;
-                specs.push(Spec { ie: None, len });
+                specs.push(Spec {
+                    ie: None,
+                    len,
+                    fast: None,
+                });
                 scope_count += 1;
                 p += 4;
             }

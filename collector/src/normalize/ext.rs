@@ -23,6 +23,14 @@ pub fn extension(f: &Field) -> Extension {
         };
     }
     let ie = f.ie();
+    if let Some(value) = direct(f) {
+        return Extension {
+            pen: ie.pen(),
+            id: ie.id(),
+            name: Some(name_of(ie)),
+            value,
+        };
+    }
     // Fast path: the element's value serialised straight into an ExtValue (no serde_json tree, no
     // maps); anything it does not cover goes the generic way below, with the same result.
     let value = match fast::value(f, ie.data_type()) {
@@ -37,6 +45,121 @@ pub fn extension(f: &Field) -> Extension {
     }
 }
 
+/// The value of the elements routers commonly send beside the columns (Cisco's MPLS, IPv6 and
+/// sampler elements), built without serde; the same value as the serde paths give (tested below).
+fn direct(f: &Field) -> Option<ExtValue> {
+    Some(match f {
+        Field::mplsTopLabelStackSection(a)
+        | Field::mplsLabelStackSection2(a)
+        | Field::mplsLabelStackSection3(a)
+        | Field::mplsLabelStackSection4(a)
+        | Field::mplsLabelStackSection5(a)
+        | Field::mplsLabelStackSection6(a) => ExtValue::hex(a),
+        Field::flowLabelIPv6(v)
+        | Field::ipv6ExtensionHeaders(v)
+        | Field::samplerId(v)
+        | Field::ingressVRFID(v)
+        | Field::egressVRFID(v)
+        | Field::flowStartSysUpTime(v)
+        | Field::flowEndSysUpTime(v)
+        | Field::ingressInterface(v)
+        | Field::egressInterface(v)
+        | Field::bgpSourceAsNumber(v)
+        | Field::bgpDestinationAsNumber(v) => ExtValue::Unsigned(u64::from(*v)),
+        Field::octetDeltaCount(v)
+        | Field::packetDeltaCount(v)
+        | Field::octetTotalCount(v)
+        | Field::packetTotalCount(v)
+        | Field::postOctetDeltaCount(v)
+        | Field::postPacketDeltaCount(v)
+        | Field::initiatorOctets(v)
+        | Field::initiatorPackets(v) => ExtValue::Unsigned(*v),
+        Field::mplsTopLabelPrefixLength(v)
+        | Field::ipVersion(v)
+        | Field::ipClassOfService(v)
+        | Field::sourceIPv4PrefixLength(v)
+        | Field::destinationIPv4PrefixLength(v)
+        | Field::sourceIPv6PrefixLength(v)
+        | Field::destinationIPv6PrefixLength(v) => ExtValue::Unsigned(u64::from(*v)),
+        Field::sourceTransportPort(v)
+        | Field::destinationTransportPort(v)
+        | Field::vlanId(v)
+        | Field::postVlanId(v)
+        | Field::icmpTypeCodeIPv4(v)
+        | Field::icmpTypeCodeIPv6(v) => ExtValue::Unsigned(u64::from(*v)),
+        Field::sourceIPv4Address(a)
+        | Field::destinationIPv4Address(a)
+        | Field::ipNextHopIPv4Address(a)
+        | Field::bgpNextHopIPv4Address(a)
+        | Field::mplsTopLabelIPv4Address(a) => ExtValue::Address(v4_text(*a)),
+        Field::sourceIPv6Address(a)
+        | Field::destinationIPv6Address(a)
+        | Field::ipNextHopIPv6Address(a)
+        | Field::bgpNextHopIPv6Address(a) => {
+            use std::fmt::Write;
+            // Sized once: `to_string` grows the string as the formatter writes.
+            let mut s = String::with_capacity(39);
+            write!(s, "{a}").ok()?;
+            ExtValue::Address(s)
+        }
+        // An enum of enums: serde_json writes it as nested one-key objects, which is what the
+        // generic path's `Value` prints too.
+        Field::forwardingStatus(v) => ExtValue::String(serde_json::to_string(v).ok()?),
+        _ => return None,
+    })
+}
+
+/// Dotted-quad text of an IPv4 address, as `Display` writes it, without the formatting machinery.
+fn v4_text(a: std::net::Ipv4Addr) -> String {
+    let mut s = String::with_capacity(15);
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if o >= 100 {
+            s.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            s.push(char::from(b'0' + o / 10 % 10));
+        }
+        s.push(char::from(b'0' + o % 10));
+    }
+    s
+}
+
+/// A small multiplicative hasher for the element-name table (looked up once per extension; the
+/// keys are element ids, not attacker-chosen strings, so SipHash's protection buys nothing).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = std::collections::HashMap<IE, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Registry names, formatted once per element (Display of a generated enum is slow) and kept for
 /// the life of the process, so each record's extensions borrow them instead of allocating. The
 /// table is bounded: past [`MAX_NAMES`] distinct elements (only possible with many enterprise
@@ -46,7 +169,7 @@ fn name_of(ie: IE) -> Cow<'static, str> {
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashMap<IE, &'static str>>> = OnceLock::new();
     thread_local! {
-        static LOCAL: std::cell::RefCell<HashMap<IE, &'static str>> = Default::default();
+        static LOCAL: std::cell::RefCell<IdMap<&'static str>> = Default::default();
     }
     if let Some(n) = LOCAL.with(|l| l.borrow().get(&ie).copied()) {
         return Cow::Borrowed(n);
@@ -512,6 +635,19 @@ mod fast {
 #[cfg(test)]
 mod fast_tests {
     use super::*;
+
+    #[test]
+    fn v4_text_is_display() {
+        for o in 0..=255u8 {
+            for a in [
+                std::net::Ipv4Addr::new(o, 0, 9, 10),
+                std::net::Ipv4Addr::new(99, o, 100, 255),
+                std::net::Ipv4Addr::new(1, 2, o, o.wrapping_mul(7)),
+            ] {
+                assert_eq!(v4_text(a), a.to_string());
+            }
+        }
+    }
     use netgauze_parse_utils::reader::SliceReader;
     use netgauze_parse_utils::traits::ParseFromWithTwoInputs;
 
@@ -563,6 +699,33 @@ mod fast_tests {
             (19, 8),
             (33, 2),
             (184, 4),
+            (72, 3),
+            (75, 3),
+            (21, 4),
+            (22, 4),
+            (28, 16),
+            (62, 16),
+            (63, 16),
+            (18, 4),
+            (15, 4),
+            (60, 1),
+            (1, 8),
+            (1, 4),
+            (2, 8),
+            (85, 8),
+            (7, 2),
+            (11, 2),
+            (58, 2),
+            (59, 2),
+            (139, 2),
+            (9, 1),
+            (29, 1),
+            (234, 4),
+            (235, 4),
+            (10, 4),
+            (10, 2),
+            (16, 4),
+            (5, 1),
         ];
         let (mut fast_n, mut total) = (0, 0);
         for (id, len) in specs {
