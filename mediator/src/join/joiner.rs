@@ -101,7 +101,7 @@ impl Joiner {
     /// Takes a router flow record. It is emitted now when the tap side already settles it
     /// (covered and classified, or the tap flow is over), else it waits up to `grace_ms`.
     pub fn router(&mut self, flow: FlowRecord, now_ms: i64, out: &mut Vec<SuperFlow>) {
-        self.router_held(Held::Own(flow), now_ms, out);
+        self.router_held(Held::Own(Box::new(flow)), now_ms, out);
     }
 
     /// [`Joiner::router`] for a record the caller shares (e.g. also publishes as is): the join

@@ -253,10 +253,11 @@ pub(crate) struct Entry {
 
 /// A router record as the join holds it: owned, or shared with the caller (`run` publishes the same
 /// record to `flow_records`; sharing it saves a copy, and by the time the record is emitted the
-/// sinks have usually let go of it, so it is moved out without one).
+/// sinks have usually let go of it, so it is moved out without one). Both on the heap, so a slot
+/// stays small whichever it holds.
 #[derive(Debug)]
 pub(crate) enum Held {
-    Own(FlowRecord),
+    Own(Box<FlowRecord>),
     Shared(Arc<FlowRecord>),
 }
 
@@ -271,7 +272,7 @@ impl Held {
     /// The record, copied only when someone else still holds it.
     pub(crate) fn into_owned(self) -> FlowRecord {
         match self {
-            Held::Own(f) => f,
+            Held::Own(f) => *f,
             Held::Shared(f) => Arc::try_unwrap(f).unwrap_or_else(|f| (*f).clone()),
         }
     }
@@ -279,7 +280,7 @@ impl Held {
     /// Heap bytes held for it: the record's strings, and the shared allocation when shared.
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
-            Held::Own(f) => flow_heap_bytes(f),
+            Held::Own(f) => size_of::<FlowRecord>() + flow_heap_bytes(f),
             Held::Shared(f) => {
                 2 * size_of::<usize>() + size_of::<FlowRecord>() + flow_heap_bytes(f)
             }
