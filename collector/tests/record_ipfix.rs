@@ -65,7 +65,7 @@ fn super_variants() -> Vec<SuperFlow> {
     partial.enrichment.status = schemas::MatchStatus::Partial;
     partial.enrichment.router_tap_ratio = None;
     partial.qoe = None;
-    if let Some(a) = partial.app.as_mut() {
+    if let Some(a) = partial.app.as_mut().map(schemas::shared::Shared::make_mut) {
         a.app_type = schemas::AppType::Unknown;
         a.provider = None;
         a.alpn = vec!["h2".into(), "a,b \"quoted\"".into()];

@@ -18,6 +18,12 @@
 //! `Joiner::state_bytes`; also router records pending (router first, tap not yet seen).
 //! `JOIN_BENCH_PENDING=10000000` sets the number of pending tap flows (default 1 000 000);
 //! `JOIN_BENCH_MEMORY_ONLY=1` skips the timings.
+//!
+//! Instruction counts (load-independent): `JOIN_BENCH_ONCE=1` feeds one `cold` iteration and
+//! exits, with `feed` not inlined, so that
+//! `valgrind --tool=callgrind --toggle-collect='join::feed*' <bench binary> --bench` counts the
+//! join's instructions for exactly `5 × 20 000` records (the input's drop included, as in the
+//! timings).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -234,6 +240,7 @@ fn events(g: &Gen, base: u64, t0: i64) -> Vec<(i64, Ev)> {
     ev
 }
 
+#[inline(never)]
 fn feed(j: &mut Joiner, ev: Vec<(i64, Ev)>, out: &mut Vec<SuperFlow>) -> usize {
     let mut n = 0;
     for (t, e) in ev {
@@ -261,6 +268,20 @@ fn throughput(c: &mut Criterion) {
         return;
     }
     let g = Gen::new();
+    if std::env::var_os("JOIN_BENCH_ONCE").is_some() {
+        let ev = events(&g, 0, T0);
+        let mut j = Joiner::new(cfg());
+        let mut out = Vec::with_capacity(64);
+        let n = feed(&mut j, ev, &mut out);
+        j.flush_all(&mut out);
+        assert_eq!(n + out.len(), 2 * FLOWS as usize);
+        println!(
+            "join once: {} records in, {} super-flows out",
+            u64::from(FLOWS) * 5,
+            n + out.len()
+        );
+        return;
+    }
     let records = u64::from(FLOWS) * 5;
     let mut group = c.benchmark_group("join");
     group.throughput(Throughput::Elements(records));
@@ -329,6 +350,9 @@ fn fill_taps(g: &Gen, j: &mut Joiner, n: u64, base: u64, out: &mut Vec<SuperFlow
 }
 
 fn memory(_: &mut Criterion) {
+    if std::env::var_os("JOIN_BENCH_ONCE").is_some() {
+        return;
+    }
     let n: u64 = std::env::var("JOIN_BENCH_PENDING")
         .ok()
         .and_then(|v| v.parse().ok())

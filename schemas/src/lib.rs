@@ -33,6 +33,7 @@ pub mod published;
 pub mod qoe;
 pub mod sample;
 pub mod session;
+pub mod shared;
 pub mod stats;
 pub mod super_flow;
 pub mod tap;

@@ -230,7 +230,7 @@ pub fn super_flow() -> SuperFlow {
         enrichment_status: MatchStatus::Unmatched,
         app_type: AppType::Unknown,
         provider: None,
-        app: Some(AppPlatform {
+        app: Some(crate::shared::Shared::new(AppPlatform {
             app_type: AppType::Gaming,
             provider: Some("activision".into()),
             app_name: Some("Call of Duty: Warzone".into()),
@@ -244,7 +244,7 @@ pub fn super_flow() -> SuperFlow {
             detection_method: DetectionMethod::Dns,
             confidence: 0.9,
             detection_packets: 6,
-        }),
+        })),
         stats: Some(FlowStats {
             digest,
             local_bytes: 1_240_200,

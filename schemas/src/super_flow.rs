@@ -9,6 +9,7 @@
 use crate::flow::FlowRecord;
 use crate::kind::{Record, RecordKind};
 use crate::qoe::Qoe;
+use crate::shared::Shared;
 use crate::stats::FlowStats;
 use crate::tap::{AppPlatform, AppType};
 use schemars::JsonSchema;
@@ -35,7 +36,9 @@ pub struct SuperFlow {
     /// The router's flow, as the collector normalised it.
     pub flow: FlowRecord,
     /// Application & user platform from the matched tap records; `null` when unmatched.
-    pub app: Option<AppPlatform>,
+    // Shared: the join hands one copy of a flow's application block to every super-flow that
+    // carries it instead of cloning its strings; published exactly as the block itself.
+    pub app: Option<Shared<AppPlatform>>,
     /// Network QoS from the matched tap records: the tap's latest report on the flow when the
     /// super-flow was emitted (counters cumulative since the flow's first packet); `null` when
     /// unmatched.

@@ -210,7 +210,7 @@ fn raw_records(records: Vec<schemas::FlowRecord>, tap_invalid: &mut u64) -> Vec<
                 None => {}
             }
         } else {
-            out.push(AnyRecord::Flow(f));
+            out.push(AnyRecord::Flow(std::sync::Arc::new(f)));
         }
     }
     out

@@ -178,7 +178,9 @@ mod tests {
         );
         assert!(lane.ready());
         assert_eq!(
-            lane.write(&[AnyRecord::Flow(schemas::sample::flow_record())]),
+            lane.write(&[AnyRecord::Flow(std::sync::Arc::new(
+                schemas::sample::flow_record()
+            ))]),
             Ok(0)
         );
         lane.tick().expect("tick");

@@ -334,12 +334,12 @@ mod tests {
     ) -> AnyRecord {
         let mut s = SuperFlow::unmatched(flow(octets));
         if status != MatchStatus::Unmatched {
-            s.app = Some(AppPlatform {
+            s.app = Some(schemas::shared::Shared::new(AppPlatform {
                 app_type: AppType::Conferencing,
                 provider: provider.map(str::to_string),
                 app_name: app.map(str::to_string),
                 ..AppPlatform::default()
-            });
+            }));
             s.enrichment = Enrichment {
                 status,
                 confidence: 1.0,
@@ -355,7 +355,7 @@ mod tests {
         let t0 = 1_700_000_000_000;
         let mut a = Aggregator::new(&DashboardConfig::default(), t0);
         let batch = vec![
-            AnyRecord::Flow(flow(100)),
+            AnyRecord::Flow(std::sync::Arc::new(flow(100))),
             sf(MatchStatus::Matched, Some("zoom"), Some("Zoom"), 100),
             sf(MatchStatus::Matched, Some("zoom"), Some("Zoom"), 300),
             sf(MatchStatus::Matched, Some("whatsapp"), None, 50),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 /// max_pending_routers = 1000000
 /// nat = false
 /// ignore_scope = false
+/// emit_at_once_without_tap = true
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -54,6 +55,13 @@ pub struct JoinConfig {
     /// NAT mode: a candidate needs at least this confidence to be `matched`; below it, with some
     /// overlap, the record is `partial`. Default `0.5`.
     pub nat_min_confidence: f32,
+    /// When no tap record at all has reached the join for `max(grace_ms, tap_ttl_ms)` (no tap at
+    /// the site, or it is down: every tap summary has expired), a router record with nothing from
+    /// the tap on its key is emitted `unmatched` at once instead of waiting out its grace: only a
+    /// silent tap coming back could complete it, and holding it costs about 0.9 KiB a record. The
+    /// same span after start counts as "a tap may be about to report". With a tap reporting, every
+    /// record gets its full grace. Counted in `router_no_tap`. Default `true`.
+    pub emit_at_once_without_tap: bool,
 }
 
 impl Default for JoinConfig {
@@ -68,6 +76,7 @@ impl Default for JoinConfig {
             ignore_scope: false,
             nat: false,
             nat_min_confidence: 0.5,
+            emit_at_once_without_tap: true,
         }
     }
 }

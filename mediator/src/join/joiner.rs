@@ -9,13 +9,14 @@ use super::matching::{
 use super::metrics::JoinMetrics;
 use super::partition::Partitioner;
 use super::state::{
-    flow_heap_bytes, map_bytes, tf, CompactStats, KeyMap, PlatformInterner, QoeBlock, RouterSlot,
-    Table, TapSide, NIL,
+    map_bytes, tf, CompactStats, Held, KeyMap, PlatformInterner, QoeBlock, RouterSlot, Table,
+    TapSide, NIL,
 };
 use schemas::super_flow::KeyMatch;
 use schemas::{AppType, FlowKey, FlowRecord, MatchStatus, RecordState, SuperFlow, TapRecord};
 use std::collections::{HashMap, VecDeque};
 use std::mem::size_of;
+use std::sync::Arc;
 
 /// Joins router flow records with tap records. Owns all of the join state; one per mediator (or
 /// per partition set). Every method that can emit appends to `out`; nothing is emitted twice and
@@ -24,7 +25,8 @@ pub struct Joiner {
     cfg: JoinConfig,
     table: Table,
     routers: Vec<RouterSlot>,
-    router_free: Vec<u32>,
+    /// Free router slots, linked through their `next` (no allocation to free a slot).
+    router_free: u32,
     router_live: usize,
     router_heap: usize,
     /// (deadline, router slot, slot generation), in arrival order; deadlines never decrease
@@ -33,6 +35,10 @@ pub struct Joiner {
     platforms: PlatformInterner,
     tap_ids: Vec<Box<str>>,
     tap_id_index: HashMap<Box<str>, u16>,
+    /// The last tap id looked up (taps are few: most records repeat it).
+    last_tap_id: Option<u16>,
+    /// The join's clock when the latest tap record arrived.
+    last_tap_ms: Option<i64>,
     /// Stats digests that are not the tap's flow key (foreign taps), by entry key.
     digests: KeyMap<Box<str>>,
     digests_heap: usize,
@@ -57,13 +63,16 @@ impl Joiner {
             cfg,
             table: Table::default(),
             routers: Vec::new(),
-            router_free: Vec::new(),
+            router_free: NIL,
             router_live: 0,
             router_heap: 0,
-            deadlines: VecDeque::new(),
+            // Grown by doubling; starting at a few thousand saves the small reallocations.
+            deadlines: VecDeque::with_capacity(4096),
             platforms: PlatformInterner::default(),
             tap_ids: Vec::new(),
             tap_id_index: HashMap::new(),
+            last_tap_id: None,
+            last_tap_ms: None,
             digests: KeyMap::default(),
             digests_heap: 0,
             tap_keys: KeyMap::default(),
@@ -92,32 +101,52 @@ impl Joiner {
     /// Takes a router flow record. It is emitted now when the tap side already settles it
     /// (covered and classified, or the tap flow is over), else it waits up to `grace_ms`.
     pub fn router(&mut self, flow: FlowRecord, now_ms: i64, out: &mut Vec<SuperFlow>) {
+        self.router_held(Held::Own(Box::new(flow)), now_ms, out);
+    }
+
+    /// [`Joiner::router`] for a record the caller shares (e.g. also publishes as is): the join
+    /// holds the `Arc` while the record waits, and copies it only if it is emitted while another
+    /// holder is still alive.
+    pub fn router_shared(&mut self, flow: Arc<FlowRecord>, now_ms: i64, out: &mut Vec<SuperFlow>) {
+        self.router_held(Held::Shared(flow), now_ms, out);
+    }
+
+    fn router_held(&mut self, held: Held, now_ms: i64, out: &mut Vec<SuperFlow>) {
         self.advance(now_ms);
         self.m.router_records += 1;
+        let flow = held.get();
         let Some(own) = flow.flow_key.as_deref().and_then(parse_key) else {
             self.m.router_no_key += 1;
-            self.emit(None, flow, &Verdict::UNMATCHED, out);
+            self.emit(None, held.into_owned(), &Verdict::UNMATCHED, out);
             return;
         };
         let key = if self.cfg.ignore_scope {
-            router_unscoped_key(&flow).unwrap_or(own)
+            router_unscoped_key(flow).unwrap_or(own)
         } else {
             own
         };
-        let span = router_span(&flow);
-        if let Some(i) = self.table.get(key) {
+        let span = router_span(flow);
+        let at = self.table.get(key);
+        if let Some(i) = at {
             self.table.at_mut(i).touched = true;
-            if let Some(v) = self.judge_at(i, &flow, span, own) {
+            if let Some(v) = self.judge_at(i, flow, span, own) {
                 if v.settled {
-                    self.emit(Some(i), flow, &v, out);
+                    self.emit(Some(i), held.into_owned(), &v, out);
                     return;
                 }
             }
         }
-        if self.cfg.grace_ms == 0 {
-            let at = self.table.get(key);
-            let (at, v) = self.final_verdict(at, &flow, span, own);
-            self.emit(at, flow, &v, out);
+        let no_tap = || {
+            self.cfg.emit_at_once_without_tap
+                && self.tap_absent()
+                && at.is_none_or(|i| self.table.at(i).tap.is_none())
+        };
+        if self.cfg.grace_ms == 0 || no_tap() {
+            if self.cfg.grace_ms != 0 {
+                self.m.router_no_tap += 1;
+            }
+            let (at, v) = self.final_verdict(at, flow, span, own);
+            self.emit(at, held.into_owned(), &v, out);
             return;
         }
         if self.router_live >= self.cfg.max_pending_routers.max(1) {
@@ -127,7 +156,16 @@ impl Joiner {
             Some(i) => i,
             None => self.insert_entry(key, out),
         };
-        self.park(i, flow, own);
+        self.park(i, held, own);
+    }
+
+    /// No tap record has reached the join for `max(grace_ms, tap_ttl_ms)`, counting from its
+    /// start: every tap summary has expired, and a record waiting its grace could not be completed
+    /// unless a silent tap came back.
+    fn tap_absent(&self) -> bool {
+        let since = self.last_tap_ms.or(self.epoch).unwrap_or(self.now);
+        let quiet = self.cfg.grace_ms.max(self.cfg.tap_ttl_ms);
+        self.now.saturating_sub(since) > i64::try_from(quiet).unwrap_or(i64::MAX)
     }
 
     /// Takes a tap record: merges it into the tap summary of its key, then emits the waiting router
@@ -135,6 +173,7 @@ impl Joiner {
     pub fn tap(&mut self, t: &TapRecord, now_ms: i64, out: &mut Vec<SuperFlow>) {
         self.advance(now_ms);
         self.m.tap_records += 1;
+        self.last_tap_ms = Some(self.now);
         let Some(tk) = parse_key(&t.key.flow_key) else {
             self.m.tap_bad_key += 1;
             return;
@@ -162,12 +201,12 @@ impl Joiner {
             let r = &self.routers[cur as usize];
             let next = r.next;
             let v = match &r.flow {
-                Some(f) => self.judge_at(i, f, router_span(f), r.own_key),
+                Some(f) => self.judge_at(i, f.get(), router_span(f.get()), r.own_key),
                 None => None,
             };
             if let Some(v) = v.filter(|v| v.settled) {
                 if let Some((flow, _, _)) = self.take_router(cur) {
-                    self.emit(Some(i), flow, &v, out);
+                    self.emit(Some(i), flow.into_owned(), &v, out);
                 }
             }
             cur = next;
@@ -217,7 +256,7 @@ impl Joiner {
         }
         self.table.clear();
         self.routers = Vec::new();
-        self.router_free = Vec::new();
+        self.router_free = NIL;
         self.nat = KeyMap::default();
         self.digests = KeyMap::default();
         self.tap_keys = KeyMap::default();
@@ -290,7 +329,6 @@ impl Joiner {
         self.table.bytes()
             + self.routers.capacity() * size_of::<RouterSlot>()
             + self.router_heap
-            + self.router_free.capacity() * size_of::<u32>()
             + self.deadlines.capacity() * size_of::<(i64, u32, u32)>()
             + self.platforms.bytes
             + self.platforms.map_bytes()
@@ -462,11 +500,14 @@ impl Joiner {
 
     // ---- waiting router records ----
 
-    fn park(&mut self, i: u32, flow: FlowRecord, own: u64) {
-        let heap = flow_heap_bytes(&flow);
-        let slot = match self.router_free.pop() {
-            Some(s) => s,
-            None => {
+    fn park(&mut self, i: u32, flow: Held, own: u64) {
+        let heap = flow.heap_bytes();
+        let slot = match self.router_free {
+            s if s != NIL => {
+                self.router_free = self.routers[s as usize].next;
+                s
+            }
+            _ => {
                 self.routers.push(RouterSlot {
                     flow: None,
                     own_key: 0,
@@ -494,14 +535,15 @@ impl Joiner {
     }
 
     /// Unlinks a waiting record from its entry and frees its slot.
-    fn take_router(&mut self, slot: u32) -> Option<(FlowRecord, u32, u64)> {
+    fn take_router(&mut self, slot: u32) -> Option<(Held, u32, u64)> {
+        let free = self.router_free;
         let r = &mut self.routers[slot as usize];
         let flow = r.flow.take()?;
         let (i, next, own, heap) = (r.entry, r.next, r.own_key, r.heap);
         r.gen = r.gen.wrapping_add(1);
-        r.next = NIL;
+        r.next = free;
         r.entry = NIL;
-        self.router_free.push(slot);
+        self.router_free = slot;
         self.router_live -= 1;
         self.router_heap -= r_heap(heap as usize);
         let e = self.table.at_mut(i);
@@ -526,9 +568,9 @@ impl Joiner {
         let Some((flow, i, own)) = self.take_router(slot) else {
             return NIL;
         };
-        let span = router_span(&flow);
-        let (at, v) = self.final_verdict(Some(i), &flow, span, own);
-        self.emit(at, flow, &v, out);
+        let span = router_span(flow.get());
+        let (at, v) = self.final_verdict(Some(i), flow.get(), span, own);
+        self.emit(at, flow.into_owned(), &v, out);
         i
     }
 
@@ -667,7 +709,13 @@ impl Joiner {
     // ---- tap side ----
 
     fn tap_id(&mut self, id: &str) -> u16 {
+        if let Some(n) = self.last_tap_id {
+            if self.tap_ids.get(usize::from(n)).is_some_and(|s| **s == *id) {
+                return n;
+            }
+        }
         if let Some(&n) = self.tap_id_index.get(id) {
+            self.last_tap_id = Some(n);
             return n;
         }
         // More than 65535 distinct tap ids in one mediator is a misconfiguration: they share the
@@ -677,6 +725,7 @@ impl Joiner {
             self.tap_ids.push(id.into());
             self.tap_id_index.insert(id.into(), n);
         }
+        self.last_tap_id = Some(n);
         n
     }
 

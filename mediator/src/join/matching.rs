@@ -22,10 +22,18 @@ pub(crate) fn router_span(f: &FlowRecord) -> (i64, i64) {
 
 /// Parses 16 hex digits (either case).
 pub(crate) fn parse_key(s: &str) -> Option<u64> {
-    if s.len() != 16 {
-        return None;
+    let b: &[u8; 16] = s.as_bytes().try_into().ok()?;
+    let mut v = 0u64;
+    for &c in b {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | u64::from(d);
     }
-    u64::from_str_radix(s, 16).ok()
+    Some(v)
 }
 
 fn v6(a: IpAddr) -> Ipv6Addr {
@@ -194,7 +202,7 @@ pub(crate) fn build(
     let Some(t) = t.filter(|_| v.status != MatchStatus::Unmatched) else {
         return sf;
     };
-    sf.app = t.platform.as_ref().map(|p| (**p).clone());
+    sf.app = t.platform.clone().map(schemas::shared::Shared);
     sf.stats = Some(t.stats.to_stats(digest));
     sf.qoe = t.qoe.as_ref().map(|q| q.to_qoe());
     sf.enrichment = Enrichment {

@@ -29,6 +29,10 @@ pub struct JoinMetrics {
     pub emitted_nat: u64,
     /// Router records emitted when their grace ran out (counter).
     pub router_grace_expired: u64,
+    /// Router records emitted `unmatched` on arrival because no tap record had reached the join
+    /// for `max(grace_ms, tap_ttl_ms)` and none was held for their key
+    /// (`emit_at_once_without_tap`) (counter).
+    pub router_no_tap: u64,
     /// Router records emitted before their grace ran out because `max_pending_routers` was
     /// reached (counter).
     pub router_cap_emitted: u64,

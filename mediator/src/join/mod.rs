@@ -48,6 +48,15 @@
 //! are the tap's latest report when the record is emitted (`stats` cumulative since the flow's
 //! first packet, `qoe` the latest window measured).
 //!
+//! **No tap at all.** When no tap record has reached the join for `max(grace_ms, tap_ttl_ms)`
+//! (counting from its start), every tap summary has expired and nothing but a silent tap coming
+//! back could complete a router record: one with nothing from the tap on its key is then emitted
+//! `unmatched` on arrival instead of being held for its grace (`emit_at_once_without_tap`,
+//! counted in `router_no_tap`). A router record can be handed over shared
+//! ([`Joiner::router_shared`]: `run` publishes the same record to `flow_records`); the join then
+//! holds the `Arc` while the record waits and moves it into the super-flow without a copy when it
+//! is the last holder.
+//!
 //! **Sampling.** Routers' counters come upscaled by their sampling interval. For a `matched`
 //! record, `enrichment.router_tap_ratio` = router packets ÷ the tap's packets in the same direction
 //! (the router record's source is the tap's client or its server) over the router span — the tap's

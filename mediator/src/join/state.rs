@@ -251,10 +251,47 @@ pub(crate) struct Entry {
     pub touched: bool,
 }
 
+/// A router record as the join holds it: owned, or shared with the caller (`run` publishes the same
+/// record to `flow_records`; sharing it saves a copy, and by the time the record is emitted the
+/// sinks have usually let go of it, so it is moved out without one). Both on the heap, so a slot
+/// stays small whichever it holds.
+#[derive(Debug)]
+pub(crate) enum Held {
+    Own(Box<FlowRecord>),
+    Shared(Arc<FlowRecord>),
+}
+
+impl Held {
+    pub(crate) fn get(&self) -> &FlowRecord {
+        match self {
+            Held::Own(f) => f,
+            Held::Shared(f) => f,
+        }
+    }
+
+    /// The record, copied only when someone else still holds it.
+    pub(crate) fn into_owned(self) -> FlowRecord {
+        match self {
+            Held::Own(f) => *f,
+            Held::Shared(f) => Arc::try_unwrap(f).unwrap_or_else(|f| (*f).clone()),
+        }
+    }
+
+    /// Heap bytes held for it: the record's strings, and the shared allocation when shared.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Held::Own(f) => size_of::<FlowRecord>() + flow_heap_bytes(f),
+            Held::Shared(f) => {
+                2 * size_of::<usize>() + size_of::<FlowRecord>() + flow_heap_bytes(f)
+            }
+        }
+    }
+}
+
 /// A router record waiting for the tap side.
 #[derive(Debug)]
 pub(crate) struct RouterSlot {
-    pub flow: Option<FlowRecord>,
+    pub flow: Option<Held>,
     /// The record's own key hash (its Kafka key), for revocation by partition.
     pub own_key: u64,
     /// Entry it waits in.

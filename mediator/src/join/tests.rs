@@ -106,7 +106,7 @@ fn sample_records_join_with_every_block() {
     assert_eq!(sf.enrichment.matched_tap_records, 1);
     assert!((sf.enrichment.confidence - 1.0).abs() < 1e-6);
     // The compact summary gives back exactly what the tap sent.
-    assert_eq!(sf.app.as_ref(), Some(&t.app));
+    assert_eq!(sf.app.as_deref(), Some(&t.app));
     assert_eq!(sf.stats.as_ref(), Some(&t.stats));
     assert_eq!(sf.qoe.as_ref(), Some(&t.qoe));
     assert_eq!(sf.flow, sample::flow_record());
@@ -145,6 +145,86 @@ fn router_first_waits_for_the_tap() {
     // 20 000 packets upscaled vs 20 s × 1000/s prorated to the router span (20 of 25 s).
     let r = sf.enrichment.router_tap_ratio.expect("ratio");
     assert!((r - 1.0).abs() < 0.01, "{r}");
+    assert_eq!(j.metrics().pending_routers, 0);
+}
+
+#[test]
+fn without_any_tap_for_the_grace_router_records_go_out_at_once() {
+    let mut j = Joiner::new(cfg());
+    let mut out = Vec::new();
+    // The first tap TTL (longer than the grace) after start: a tap may be about to report, so the
+    // records wait.
+    j.router(router(1, 0, 0, 20_000, 20, 1), T0 + 21_000, &mut out);
+    j.router(
+        router(2, 0, 0, 20_000, 20, 1),
+        T0 + 21_000 + 120_000,
+        &mut out,
+    );
+    assert!(out.is_empty());
+    assert_eq!(j.metrics().pending_routers, 2);
+    // No tap record for longer than that: unmatched on arrival, counted.
+    j.router(
+        router(3, 0, 0, 20_000, 20, 1),
+        T0 + 21_000 + 120_001,
+        &mut out,
+    );
+    let sf = one(&mut out);
+    assert_eq!(sf.enrichment.status, MatchStatus::Unmatched);
+    assert_eq!(j.metrics().router_no_tap, 1);
+    // A tap reports (on another flow): records wait their grace again.
+    j.tap(
+        &tap(9, 0, 140_000, 150_000, RecordState::Update, AppType::Web),
+        T0 + 155_000,
+        &mut out,
+    );
+    j.router(
+        router(4, 0, 130_000, 150_000, 20, 1),
+        T0 + 156_000,
+        &mut out,
+    );
+    assert!(out.iter().all(|s| s.flow.sequence_number != 4), "{out:#?}");
+    let m = j.metrics();
+    assert_eq!((m.router_no_tap, m.router_records), (1, 4));
+    assert_eq!(
+        m.emitted_matched + m.emitted_partial + m.emitted_unmatched + m.pending_routers,
+        m.router_records
+    );
+    // Off: every record waits whatever the taps do.
+    let mut j = Joiner::new(JoinConfig {
+        emit_at_once_without_tap: false,
+        ..cfg()
+    });
+    j.router(router(1, 0, 0, 20_000, 20, 1), T0 + 21_000, &mut out);
+    j.router(router(2, 0, 0, 20_000, 20, 1), T0 + 300_000, &mut out);
+    assert_eq!(j.metrics().router_no_tap, 0);
+    assert!(out.iter().all(|s| s.flow.sequence_number != 2));
+}
+
+#[test]
+fn shared_router_records_are_copied_only_while_someone_else_holds_them() {
+    let mut j = Joiner::new(cfg());
+    let mut out = Vec::new();
+    let a = std::sync::Arc::new(router(1, 0, 0, 20_000, 20, 1000));
+    let b = std::sync::Arc::new(router(2, 0, 0, 20_000, 20, 1000));
+    let (want_a, want_b) = ((*a).clone(), (*b).clone());
+    j.router_shared(a.clone(), T0 + 21_000, &mut out);
+    j.router_shared(b.clone(), T0 + 21_000, &mut out);
+    // The join holds the same allocation while the record waits.
+    assert_eq!(std::sync::Arc::strong_count(&a), 2);
+    drop(a);
+    for n in [1, 2] {
+        j.tap(
+            &tap(n, 0, 0, 25_000, RecordState::Update, AppType::Gaming),
+            T0 + 26_000,
+            &mut out,
+        );
+    }
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].flow, want_a);
+    assert_eq!(out[1].flow, want_b);
+    // `b` is still held here: the join copied it, and the caller's copy is untouched.
+    assert_eq!(std::sync::Arc::strong_count(&b), 1);
+    assert_eq!(*b, want_b);
     assert_eq!(j.metrics().pending_routers, 0);
 }
 
@@ -748,4 +828,22 @@ mod prop {
 fn entry_stays_small() {
     // The bytes-per-pending-flow budget rests on this (see BENCHMARKS.md, "Join").
     assert_eq!(std::mem::size_of::<super::state::Entry>(), 144);
+}
+
+#[test]
+fn keys_parse_as_sixteen_hex_digits_either_case() {
+    use super::matching::parse_key;
+    assert_eq!(parse_key("00000000000000ff"), Some(255));
+    assert_eq!(parse_key("FFFFFFFFFFFFFFFF"), Some(u64::MAX));
+    assert_eq!(parse_key("0123456789abcDEF"), Some(0x0123_4567_89ab_cdef));
+    for bad in [
+        "",
+        "ff",
+        "0123456789abcdef0",
+        "+123456789abcdef",
+        "0123456789abcdeg",
+        "é23456789abcde",
+    ] {
+        assert_eq!(parse_key(bad), None, "{bad:?}");
+    }
 }

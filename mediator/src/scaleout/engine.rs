@@ -243,9 +243,12 @@ impl Engine {
                     self.m.flows_consumed.fetch_add(1, Relaxed);
                     self.pending.add(&f.record_id, partition, offset);
                     if self.cfg.publish_raw {
+                        let f = std::sync::Arc::new(f);
                         self.out.push(AnyRecord::Flow(f.clone()));
+                        self.join.router_shared(f, now_ms, &mut self.supers);
+                    } else {
+                        self.join.router(f, now_ms, &mut self.supers);
                     }
-                    self.join.router(f, now_ms, &mut self.supers);
                 }
                 Err(e) => self.invalid(side, partition, offset, &e),
             },

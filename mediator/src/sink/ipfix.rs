@@ -439,7 +439,7 @@ mod tests {
         let mut sink = IpfixSink::new(&cfg).expect("sink");
         let batch = vec![
             AnyRecord::Super(Box::new(schemas::sample::super_flow())),
-            AnyRecord::Flow(schemas::sample::flow_record()),
+            AnyRecord::Flow(std::sync::Arc::new(schemas::sample::flow_record())),
             AnyRecord::Session(Box::new(schemas::sample::app_session())),
             AnyRecord::Super(Box::new(schemas::sample::super_flow())),
         ];

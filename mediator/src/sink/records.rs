@@ -18,13 +18,13 @@ use std::time::{Duration, SystemTime};
 
 /// Any record the mediator publishes.
 ///
-/// Router flows, the bulk, are held inline (no allocation per record); the other kinds are boxed
-/// so that a batch's slots stay the size of a flow record.
-#[allow(clippy::large_enum_variant)]
+/// Every kind is behind one pointer. Router flows are shared (`Arc`): `run` and `mediate` hand the
+/// same record to the join, which holds it while it waits for the tap side and embeds it in the
+/// super-flow, so it is not copied for `flow_records`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyRecord {
     /// A router's flow, as the collector decoded it.
-    Flow(FlowRecord),
+    Flow(std::sync::Arc<FlowRecord>),
     /// A tap's record, as the tap exported it.
     Tap(Box<TapRecord>),
     /// A router flow joined with the tap's view of it.
@@ -99,7 +99,7 @@ impl BatchSink<AnyRecord> for ParquetRecords {
             let flows: Vec<&FlowRecord> = batch
                 .iter()
                 .filter_map(|r| match r {
-                    AnyRecord::Flow(f) => Some(f),
+                    AnyRecord::Flow(f) => Some(f.as_ref()),
                     _ => None,
                 })
                 .collect();
@@ -238,7 +238,7 @@ impl BatchSink<AnyRecord> for KafkaRecords {
         let mut first_error = None;
         for r in batch {
             let sent = match r {
-                AnyRecord::Flow(f) => self.send_one(f),
+                AnyRecord::Flow(f) => self.send_one(f.as_ref()),
                 AnyRecord::Tap(t) => self.send_one(t.as_ref()),
                 AnyRecord::Super(s) => self.send_one(s.as_ref()),
                 AnyRecord::Session(s) => self.send_one(s.as_ref()),

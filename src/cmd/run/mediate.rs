@@ -193,8 +193,10 @@ fn stage(
                     continue;
                 }
                 m.router_records.fetch_add(1, Ordering::Relaxed);
+                // One record for both: flow_records and the join share it.
+                let f = Arc::new(f);
                 out.push(AnyRecord::Flow(f.clone()));
-                join.router(f, now, &mut supers);
+                join.router_shared(f, now, &mut supers);
             }
         }
         if last_tick.elapsed() >= Duration::from_secs(1) {

@@ -163,6 +163,11 @@ const JOIN_COUNTERS: &[JoinValue] = &[
         "Router records emitted when their grace ran out.",
     ),
     (
+        "snf_join_no_tap_total",
+        |j| j.router_no_tap,
+        "Router records emitted unmatched on arrival because no tap record had arrived for max(grace_ms, tap_ttl_ms).",
+    ),
+    (
         "snf_join_cap_emitted_total",
         |j| j.router_cap_emitted,
         "Router records emitted early because max_pending_routers was reached.",
