@@ -17,7 +17,7 @@
 
 mod procs;
 
-use procs::run::{read_table, Run};
+use procs::run::{read_run_tables, Run};
 use procs::wait_until;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,19 +96,7 @@ fn join_capture(test: &str, rel: &str) -> Option<Outcome> {
     assert!(st.ok, "run exited with {}: {}", st.status, st.stderr);
     assert_eq!(st.report["tap_invalid"], 0, "{}", st.report);
 
-    let (flows, tmp1) = read_table(&data.join("flow_records"));
-    let (supers, tmp2) = read_table(&data.join("super_flows"));
-    let (taps, tmp3) = read_table(&data.join("tap_records"));
-    assert_eq!(
-        tmp1 + tmp2 + tmp3,
-        0,
-        "temporary files left after a clean stop"
-    );
-    assert_eq!(
-        taps.len() as u64,
-        exported,
-        "tap_records holds what the tap sent"
-    );
+    let (flows, supers, taps) = read_run_tables(&data, exported);
     assert!(!flows.is_empty(), "softflowd exported nothing for {rel}");
 
     // Every router flow exactly once.

@@ -41,7 +41,7 @@ mod procs;
 #[path = "../enrich-probe/tests/xdp_support/mod.rs"]
 mod xdp_support;
 
-use procs::run::{read_table, Run};
+use procs::run::{read_run_tables, Run};
 use procs::{bin, strip_ansi, wait_until, Proc};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -468,19 +468,7 @@ fn live_join(kind: broker::Kind) {
     assert_eq!(st.report["tap_invalid"], 0, "{}", st.report);
     assert_eq!(st.report["kafka"]["failed"], 0, "{}", st.report);
 
-    let (flows, tmp1) = read_table(&data.join("flow_records"));
-    let (supers, tmp2) = read_table(&data.join("super_flows"));
-    let (taps, tmp3) = read_table(&data.join("tap_records"));
-    assert_eq!(
-        tmp1 + tmp2 + tmp3,
-        0,
-        "temporary files left after a clean stop"
-    );
-    assert_eq!(
-        taps.len() as u64,
-        exported,
-        "tap_records holds what the tap sent"
-    );
+    let (flows, supers, taps) = read_run_tables(&data, exported);
     assert!(!flows.is_empty(), "softflowd exported nothing");
 
     // Every router flow exactly once, in Parquet and in Kafka.

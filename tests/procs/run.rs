@@ -187,6 +187,26 @@ pub fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The three tables a stopped `run` wrote under its Parquet directory `data`: flow_records,
+/// super_flows, tap_records. Panics if a temporary file was left behind (a clean stop closes
+/// them all) or if the tap table does not hold the `exported` records the tap sent.
+pub fn read_run_tables(data: &Path, exported: u64) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    let (flows, tmp1) = read_table(&data.join("flow_records"));
+    let (supers, tmp2) = read_table(&data.join("super_flows"));
+    let (taps, tmp3) = read_table(&data.join("tap_records"));
+    assert_eq!(
+        tmp1 + tmp2 + tmp3,
+        0,
+        "temporary files left after a clean stop"
+    );
+    assert_eq!(
+        taps.len() as u64,
+        exported,
+        "tap_records holds what the tap sent"
+    );
+    (flows, supers, taps)
+}
+
 /// Every row of every visible file, as JSON (timestamps as epoch ms), and the count of temporary
 /// files left behind.
 pub fn read_table(dir: &Path) -> (Vec<Value>, usize) {
