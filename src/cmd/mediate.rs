@@ -20,14 +20,12 @@
 //! sinks close.
 
 use super::run::config;
-use super::run::{metrics, start_http, start_sinks, OutputArgs};
+use super::run::{
+    dashboard_lane, metrics, shutdown_on_signals, start_http, start_sinks, OutputArgs,
+};
 use anyhow::Context;
-use mediator::dashboard::Dashboard;
-use mediator::fanout::BatchSink;
 use mediator::scaleout::{ScaleoutConfig, ScaleoutMetrics};
-use mediator::sink::records::AnyRecord;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -112,18 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
-    }
-    // The dashboard is one more lane, aggregating what the sinks get (as in `run`).
-    let (dashboard, extra) = if cfg.dashboard.enabled && cfg.http.enabled {
-        let (dash, lane) = Dashboard::new(&cfg.dashboard, None);
-        let lane: Box<dyn BatchSink<AnyRecord>> = Box::new(lane);
-        (Some(dash), vec![lane])
-    } else {
-        (None, Vec::new())
-    };
+    let shutdown = shutdown_on_signals()?;
+    let (dashboard, extra) = dashboard_lane(&cfg, None);
     let sinks = start_sinks(&cfg.sinks, extra)?;
     let lanes = sinks.lanes.clone();
     let (kafka, parquet, ipfix) = (

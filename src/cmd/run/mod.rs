@@ -26,7 +26,7 @@ pub(crate) mod metrics;
 use anyhow::Context;
 use config::{RunConfig, SinkName};
 use mediator::dashboard::exporters::ExporterCounters;
-use mediator::dashboard::Dashboard;
+use mediator::dashboard::{Dashboard, ExportersFn};
 use mediator::fanout::{BatchSink, Fanout, LaneMetrics};
 use mediator::http::{ApiState, SinkReadiness};
 use mediator::sink::ipfix::{IpfixMetrics, IpfixSink};
@@ -180,6 +180,29 @@ pub(crate) struct Sinks {
     pub ipfix: Option<IpfixMetrics>,
 }
 
+/// SIGTERM and SIGINT set the returned flag (shared by `run` and `mediate`).
+pub(crate) fn shutdown_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
+    }
+    Ok(shutdown)
+}
+
+/// The dashboard, when `[dashboard]` and `[http]` are both enabled, and its fan-out lane (one
+/// more lane aggregating what the sinks get) as [`start_sinks`]'s `extra`. `exporters` gives
+/// the exporters' health where the process has a collector.
+pub(crate) fn dashboard_lane(
+    cfg: &config::RunConfig,
+    exporters: Option<Arc<ExportersFn>>,
+) -> (Option<Dashboard>, Vec<Box<dyn BatchSink<AnyRecord>>>) {
+    if !(cfg.dashboard.enabled && cfg.http.enabled) {
+        return (None, Vec::new());
+    }
+    let (dash, lane) = Dashboard::new(&cfg.dashboard, exporters);
+    (Some(dash), vec![Box::new(lane)])
+}
+
 /// Opens the enabled sinks and starts their fan-out, with `extra` lanes (the dashboard) after
 /// them.
 pub(crate) fn start_sinks(
@@ -298,27 +321,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
-    }
+    let shutdown = shutdown_on_signals()?;
 
     // Sinks first: a sink that cannot start (unwritable directory, bad Kafka property) stops
     // start-up before anything listens.
-    // The dashboard is one more lane, aggregating what the sinks get (served with the HTTP API).
     let status = Arc::new(collector::status::Status::default());
-    let mut extra: Vec<Box<dyn BatchSink<AnyRecord>>> = Vec::new();
-    let dashboard = if cfg.dashboard.enabled && cfg.http.enabled {
-        let st = status.clone();
-        let (dash, lane) = Dashboard::new(
-            &cfg.dashboard,
-            Some(Arc::new(move || exporter_counters(&st.snapshot()))),
-        );
-        extra.push(Box::new(lane));
-        Some(dash)
-    } else {
-        None
-    };
+    let st = status.clone();
+    let (dashboard, extra) = dashboard_lane(
+        &cfg,
+        Some(Arc::new(move || exporter_counters(&st.snapshot()))),
+    );
     let sinks = start_sinks(&cfg.sinks, extra)?;
     let lanes = sinks.lanes.clone();
     let (kafka_metrics, parquet_metrics, ipfix_metrics) = (
