@@ -49,10 +49,11 @@ pub struct FlowStats {
     /// the handshake (SYN → SYN-ACK). Each TCP sample is the round trip from the tap to one
     /// endpoint and back, including that endpoint's delayed-ACK time; samples of both directions
     /// are pooled (for a tap beside the client, the server half dominates the average and the
-    /// maximum, the client half the minimum). Data/ACK medians agree with tshark's `ack_rtt`
-    /// within 5 % on every flow of the TLS/HTTP test captures; timestamp medians with the same
-    /// rule run on tshark's decode of the option, ditto. QUIC: time between spin-bit flips seen
-    /// from the client (end to end; absent when the endpoints do not spin).
+    /// maximum, the client half the minimum). On the TLS/HTTP test captures, data/ACK medians
+    /// are within 5 % of tshark's `ack_rtt` on every flow, and timestamp medians per half within
+    /// 5 % of the same rule applied to tshark's decode of the option, on every half. QUIC: time
+    /// between spin-bit flips seen from the client (end to end; absent when the endpoints do not
+    /// spin).
     pub rtt_avg_ms: Option<f32>,
     /// Smallest round-trip time seen, ms (same samples as `rtt_avg_ms`).
     pub rtt_min_ms: Option<f32>,
