@@ -317,7 +317,7 @@ fn tcp_timestamp_rtt_agrees_with_the_rule_on_tshark_decode() {
             Signatures::builtin().expect("signatures"),
         );
         p.keep_flow_qoe();
-        run_files(&mut p, &[f.clone()], |_| Ok(())).expect("capture reads");
+        run_files(&mut p, std::slice::from_ref(&f), |_| Ok(())).expect("capture reads");
         let mut tap: HashMap<Half, (f64, u64)> = HashMap::new();
         for k in p.take_kept() {
             let Some(t) = &k.qoe.ts else {
