@@ -277,6 +277,10 @@ fn classify_step(
     from_client: bool,
 ) {
     u.dpi.inspect(frame, cap, p, from_client, ctx.dns);
+    // Inherited from the client's call (see `inherit_call`): what DPI finds later does not undo it.
+    if u.class.method == DetectionMethod::Session {
+        return;
+    }
     let named = matches!(
         u.class.method,
         DetectionMethod::Sni | DetectionMethod::HttpHost
@@ -307,8 +311,49 @@ fn classify_step(
     }
 }
 
+/// RTP packets a STUN/TURN flow must have carried (in one stream) before it may join a call.
+const RELAYED_MEDIA_PACKETS: u64 = 8;
+
+/// A STUN/TURN-carried media flow without a provider (a TURN relay on 3478 whose address is in
+/// no provider's prefixes) inherits the provider of its client's live call: the flow saw STUN
+/// (its relay allocation or binding checks), carries RTP (one stream of at least
+/// [`RELAYED_MEDIA_PACKETS`] packets), is classified conferencing or VoIP, and its client has
+/// exactly one provider's conferencing or VoIP session live when the media shows (two providers'
+/// calls at once: no guess). The flow then joins that session (its audio counts in the
+/// session's windows and MOS) and its record says provider and app type with method `session`.
+fn inherit_call(ctx: &UserCtx<'_>, state: &FlowState, u: &mut FlowUser, p: &Parsed) {
+    if u.class.provider.is_some()
+        || !matches!(
+            u.class.app_type,
+            schemas::AppType::Conferencing | schemas::AppType::Voip
+        )
+        || u.dpi.stun_packets == 0
+    {
+        return;
+    }
+    let media = u.qoe.rtp.as_deref().is_some_and(|r| {
+        r.streams
+            .iter()
+            .any(|s| s.received >= RELAYED_MEDIA_PACKETS)
+    });
+    if !media {
+        return;
+    }
+    let client = p.key.sender(state.client_dir).0;
+    let Some((provider, app_type)) = ctx.sessions.live_call_of(client, ctx.clock_ns) else {
+        return;
+    };
+    let Some(i) = ctx.sigs.providers.iter().position(|x| x.id == provider) else {
+        return;
+    };
+    u.class.provider = Some(i);
+    u.class.app_type = app_type;
+    u.class.method = DetectionMethod::Session;
+}
+
 /// A classified flow with a provider joins its client's session of that provider and type.
 fn join_session(ctx: &mut UserCtx<'_>, state: &FlowState, u: &mut FlowUser, p: &Parsed) {
+    inherit_call(ctx, state, u, p);
     let Some(prov) = u.class.provider.and_then(|i| ctx.sigs.providers.get(i)) else {
         return;
     };

@@ -20,7 +20,9 @@ use std::path::Path;
 
 /// (capture under `apps/`, must yield a MOS). The nDPI samples are short cuts of calls: most
 /// carry fewer than `MIN_AUDIO_PACKETS` audio packets per stream (Discord and Signal about 10
-/// per flow), or no RTP the tap sees (zoom.pcap); the three marked carry enough.
+/// per flow), or no RTP the tap sees (zoom.pcap); the four marked carry enough. stun_wa_call's
+/// audio goes through a TURN relay (port 3478) outside WhatsApp's prefixes: the flow inherits
+/// the provider of the client's live WhatsApp call and its audio counts in that session.
 const CAPTURES: &[(&str, bool)] = &[
     ("ndpi/conferencing_voip/zoom.pcap", false),
     ("ndpi/conferencing_voip/zoom2.pcap", true),
@@ -33,7 +35,7 @@ const CAPTURES: &[(&str, bool)] = &[
         false,
     ),
     ("ndpi/conferencing_voip/wa_voice.pcap", true),
-    ("ndpi/conferencing_voip/stun_wa_call.pcapng", false),
+    ("ndpi/conferencing_voip/stun_wa_call.pcapng", true),
     ("ndpi/conferencing_voip/google_meet.pcapng", false),
     ("ndpi/conferencing_voip/stun_msteams_unidir.pcapng", false),
     ("ndpi/conferencing_voip/discord.pcap", false),
@@ -85,6 +87,7 @@ fn calls_with_audio_get_a_mos_in_range_from_their_inputs() {
             .file_name()
             .map_or("", |n| n.to_str().unwrap_or(""));
         let (mut seen, mut without) = (0, Vec::new());
+        let mut providers = Vec::new();
         for iv in intervals(&f) {
             if !matches!(iv.app_type, AppType::Conferencing | AppType::Voip) {
                 continue;
@@ -94,6 +97,7 @@ fn calls_with_audio_get_a_mos_in_range_from_their_inputs() {
             match (&iv.mos_inputs, m) {
                 (Some(x), Some(m)) => {
                     seen += 1;
+                    providers.push(iv.provider.clone());
                     println!(
                         "{name:<34} {:<16} {:<10} {:>5} {:>7.4} {:>8.2} {:>8} {:>8.1} {:>6.2} \
                          {:>6.2} {:>6.2} {:>5.2}",
@@ -139,6 +143,12 @@ fn calls_with_audio_get_a_mos_in_range_from_their_inputs() {
         }
         if required && seen == 0 {
             failures.push(format!("{name}: no MOS on a capture with call audio"));
+        }
+        // The relayed audio is the WhatsApp call's: its MOS is in a WhatsApp session's window.
+        if name == "stun_wa_call.pcapng" && !providers.iter().any(|p| p == "whatsapp") {
+            failures.push(format!(
+                "{name}: no WhatsApp window with a MOS ({providers:?})"
+            ));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -47,7 +47,9 @@ pub struct AppSession {
     /// Network QoS of the session, aggregated over its member flows.
     pub network: SessionNetwork,
     /// QoE time series since the previous report (one sample per window and member flow that
-    /// measured one), oldest first.
+    /// measured one), oldest first. A window in which none of the session's flows carried a
+    /// packet (an idle call, a paused player, a gap in capture time) is no sample: samples are
+    /// stamped with their window's end, so a missing window reads as "no traffic".
     pub qoe_series: Vec<QoeSample>,
 }
 

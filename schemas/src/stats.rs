@@ -43,12 +43,21 @@ pub struct FlowStats {
     pub tcp_seq_errors: u32,
     /// Packets the tap inspected before it classified the flow (Netify `detection_packets`).
     pub detection_packets: u32,
-    /// Average round-trip time, ms: TCP handshake and data/ACK timing, or QUIC spin bit, or
-    /// RTCP/STUN where available; `null` when not measurable.
+    /// Average round-trip time, ms; `null` when not measurable. TCP: from the TCP timestamps
+    /// option where both sides send it (passive ping's rule: a TSval's first packet to the first
+    /// packet echoing it in TSecr), else from data/ACK timing (Wireshark's `ack_rtt` rule), else
+    /// the handshake (SYN → SYN-ACK). Each TCP sample is the round trip from the tap to one
+    /// endpoint and back, including that endpoint's delayed-ACK time; samples of both directions
+    /// are pooled (for a tap beside the client, the server half dominates the average and the
+    /// maximum, the client half the minimum). On the TLS/HTTP test captures, data/ACK medians
+    /// are within 5 % of tshark's `ack_rtt` on every flow, and timestamp medians per half within
+    /// 5 % of the same rule applied to tshark's decode of the option, on every half. QUIC: time
+    /// between spin-bit flips seen from the client (end to end; absent when the endpoints do not
+    /// spin).
     pub rtt_avg_ms: Option<f32>,
-    /// Smallest round-trip time seen, ms.
+    /// Smallest round-trip time seen, ms (same samples as `rtt_avg_ms`).
     pub rtt_min_ms: Option<f32>,
-    /// Largest round-trip time seen, ms.
+    /// Largest round-trip time seen, ms (same samples as `rtt_avg_ms`).
     pub rtt_max_ms: Option<f32>,
     /// Inter-arrival jitter (RFC 3550 style smoothed variation), ms.
     pub jitter_ms: Option<f32>,

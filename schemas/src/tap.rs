@@ -193,7 +193,11 @@ pub enum DetectionMethod {
     Port,
     /// Packet size and timing pattern.
     Behaviour,
-    /// Inherited from another flow of the same application session.
+    /// Inherited from another flow of the same application session: a STUN/TURN flow carrying
+    /// RTP (8 packets or more in one stream), classified as a call without a provider (a TURN
+    /// relay outside the providers' address prefixes), takes the provider of its client's one
+    /// live conferencing or VoIP session (same client address, the session started before the
+    /// media; none when two providers' calls are live) and joins it.
     Session,
     /// Not classified.
     #[default]

@@ -8,7 +8,8 @@
 //! - [`video`]: on-demand and live video (chunks, bitrate → resolution, startup, buffer, stalls).
 //! - [`mos`]: conferencing MOS by the ITU-T G.107 E-model from audio loss, jitter and RTT.
 //! - [`rtp`]: per RTP stream loss, RFC 3550 jitter, frame rate, stutter and dropouts.
-//! - [`rtt`]: TCP RTT from data/ACK timing, QUIC RTT from the spin bit.
+//! - [`rtt`]: TCP RTT from timestamps (passive ping) where both sides send them, else from
+//!   data/ACK timing; QUIC RTT from the spin bit.
 //! - [`gaming`]: game latency, tick rate and regularity, lag spikes, cloud-gaming bitrate.
 //! - [`session`]: application sessions (one client and provider across its flows), their
 //!   periodic QoE and Network QoS.
@@ -31,7 +32,7 @@ pub mod video;
 
 use crate::flow::Parsed;
 use rtp::{MediaKind, RtpStreams, RtpWindow};
-use rtt::{RttSamples, SpinRtt, TcpRtt, TcpSeg};
+use rtt::{RttSamples, SpinRtt, TcpRtt, TcpSeg, TsRtt};
 use schemas::AppType;
 
 /// App types whose QoE needs every packet's headers.
@@ -59,8 +60,10 @@ pub struct FlowKind {
 /// The QoE estimators of one flow.
 #[derive(Debug, Clone, Default)]
 pub struct FlowQoe {
-    /// TCP RTT (TCP flows).
+    /// TCP RTT from data/ACK timing (TCP flows).
     pub tcp: Option<Box<TcpRtt>>,
+    /// TCP RTT from timestamps (TCP flows that carry the option).
+    pub ts: Option<Box<TsRtt>>,
     /// QUIC spin-bit RTT.
     pub spin: Option<SpinRtt>,
     /// RTP streams (UDP flows that carried RTP).
@@ -140,6 +143,12 @@ impl FlowQoe {
                     now,
                 );
             }
+            let (off, hdr) = (usize::from(p.l4_off), usize::from(p.l4_hdr));
+            if let Some((tsval, tsecr)) = rtt::tcp_timestamps(frame, cap, off, hdr) {
+                self.ts
+                    .get_or_insert_with(Default::default)
+                    .segment(p.dir, p.flags, tsval, tsecr, now);
+            }
         } else if p.key.protocol == 17 {
             let (lo, hi) = (p.key.low_port, p.key.high_port);
             let payload = p.payload(frame, cap);
@@ -166,8 +175,20 @@ impl FlowQoe {
         }
     }
 
-    /// RTT samples of the flow (TCP, else QUIC spin bit).
+    /// The timestamps estimator, when it is the flow's RTT: both sides send the option and it
+    /// has a sample.
+    fn ts_used(&self) -> Option<&TsRtt> {
+        self.ts
+            .as_deref()
+            .filter(|t| t.both() && t.samples.count > 0)
+    }
+
+    /// RTT samples of the flow (TCP timestamps where both sides send them, else TCP data/ACK,
+    /// else QUIC spin bit).
     pub fn rtt(&self) -> Option<&RttSamples> {
+        if let Some(t) = self.ts_used() {
+            return Some(&t.samples);
+        }
         match (&self.tcp, &self.spin) {
             (Some(t), _) if t.samples.count > 0 => Some(&t.samples),
             (_, Some(s)) if s.samples.count > 0 => Some(&s.samples),
@@ -189,8 +210,15 @@ impl FlowQoe {
         if let Some(r) = &mut self.rtp {
             w.rtp = r.take_window();
         }
+        let ts = self.ts_used().is_some();
         if let Some(t) = &mut self.tcp {
             w.rtt = std::mem::take(&mut t.window);
+        }
+        if let Some(t) = &mut self.ts {
+            let tw = std::mem::take(&mut t.window);
+            if ts {
+                w.rtt = tw;
+            }
         }
         if let Some(s) = &mut self.spin {
             w.rtt.merge(&std::mem::take(&mut s.window));

@@ -16,6 +16,19 @@
 //!   §17.4): a flow whose spin bit never flips gives no samples, and flips closer than 1 ms apart
 //!   are ignored as reordering.
 //!
+//! - TCP, from timestamps (RFC 7323), as passive ping (pping, ePPing) does: the first packet
+//!   seen in one direction with a new TSval is remembered with its time; the first packet in the
+//!   other direction whose TSecr echoes that value (ACK set) gives a sample, the time between the
+//!   two. Like a data/ACK sample it is the round trip from the tap to the echoing endpoint and back
+//!   (including its delayed-ACK time), but it needs no data: pure ACKs measure too, and
+//!   retransmissions and SACK do not confuse it. Each direction measures its own half (client
+//!   TSvals echoed by the server: tap → server → tap; server TSvals: tap → client → tap); the
+//!   flow's samples pool both halves, as the data/ACK samples do, and each half is also kept on
+//!   its own ([`TsRtt::half`]). The end-to-end RTT is the sum of the two halves. Used for the
+//!   flow's RTT when both sides send the option ([`TsRtt::both`]); at most [`MAX_TSVALS`] TSvals
+//!   remembered per direction (the oldest forgotten first), a TSecr clears the values it
+//!   supersedes.
+//!
 //! State is bounded: at most [`MAX_UNACKED`] remembered segments per direction (beyond that new
 //! segments are not remembered, like Wireshark's own limit), and the first [`MAX_SAMPLES`] samples
 //! kept for the median.
@@ -24,6 +37,9 @@
 pub const MAX_UNACKED: usize = 256;
 /// Samples kept for the median at most (count, sum, min and max cover all).
 pub const MAX_SAMPLES: usize = 1024;
+
+/// TSvals remembered per direction at most (timestamps estimator).
+pub const MAX_TSVALS: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Unacked {
@@ -118,6 +134,101 @@ pub fn tcp_ack(frame: &[u8], cap: usize, l4_off: usize) -> Option<u32> {
         .get(..cap.min(frame.len()))?
         .get(l4_off + 8..l4_off + 12)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Reads the TCP timestamps option (TSval, TSecr) of the TCP header at `l4_off` of
+/// `frame[..cap]`, `hdr` bytes long (the data offset). `None` without the option or when the
+/// options were not captured.
+pub fn tcp_timestamps(frame: &[u8], cap: usize, l4_off: usize, hdr: usize) -> Option<(u32, u32)> {
+    let opts = frame
+        .get(..cap.min(frame.len()))?
+        .get(l4_off.checked_add(20)?..l4_off.checked_add(hdr)?)?;
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => return None,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(*opts.get(i + 1)?);
+                if len < 2 {
+                    return None;
+                }
+                if kind == 8 && len == 10 {
+                    let b = opts.get(i + 2..i + 10)?;
+                    return Some((
+                        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                        u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                    ));
+                }
+                i += len;
+            }
+        }
+    }
+    None
+}
+
+/// TCP RTT from timestamps (passive ping's rule, see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct TsRtt {
+    /// Per direction: TSvals first seen and when, oldest first.
+    pending: [std::collections::VecDeque<(u32, u64)>; 2],
+    /// Per direction: the last TSval recorded.
+    last: [Option<u32>; 2],
+    /// Per direction: the option was seen.
+    seen: [bool; 2],
+    /// Per direction: samples of the half measured by that direction's TSvals.
+    halves: [RttSamples; 2],
+    /// Samples, both halves.
+    pub samples: RttSamples,
+    /// Samples in the current window.
+    pub window: RttSamples,
+}
+
+impl TsRtt {
+    /// One segment in direction `dir` at `now` ns carrying the option (`flags` its flags byte).
+    pub fn segment(&mut self, dir: u8, flags: u8, tsval: u32, tsecr: u32, now: u64) {
+        let d = usize::from(dir & 1);
+        self.seen[d] = true;
+        // The echo first: it answers the other direction's values.
+        if flags & 0x10 != 0 && tsecr != 0 {
+            let list = &mut self.pending[d ^ 1];
+            let mut rtt = None;
+            while let Some(&(v, t)) = list.front() {
+                if gt(v, tsecr) {
+                    break;
+                }
+                if v == tsecr {
+                    rtt = Some(now.saturating_sub(t));
+                }
+                list.pop_front();
+            }
+            if let Some(r) = rtt {
+                self.halves[d ^ 1].add(r);
+                self.samples.add(r);
+                self.window.add(r);
+            }
+        }
+        // A new TSval (later than the last one recorded) is remembered from its first packet.
+        if self.last[d].is_none_or(|l| gt(tsval, l)) {
+            self.last[d] = Some(tsval);
+            let list = &mut self.pending[d];
+            if list.len() >= MAX_TSVALS {
+                list.pop_front();
+            }
+            list.push_back((tsval, now));
+        }
+    }
+
+    /// Both sides sent the timestamps option.
+    pub fn both(&self) -> bool {
+        self.seen[0] && self.seen[1]
+    }
+
+    /// The samples of the half measured by direction `dir`'s TSvals (direction 0: low → high):
+    /// from the tap to the endpoint that receives `dir`'s packets and back.
+    pub fn half(&self, dir: u8) -> &RttSamples {
+        &self.halves[usize::from(dir & 1)]
+    }
 }
 
 fn gt(a: u32, b: u32) -> bool {
@@ -280,6 +391,78 @@ mod tests {
             r.segment(&seg(0, i * 10, 0, 0x10, 10), u64::from(i));
         }
         assert_eq!(r.unacked[0].len(), MAX_UNACKED);
+    }
+
+    fn ts_frame(tsval: u32, tsecr: u32) -> Vec<u8> {
+        // 20-byte TCP header, then NOP NOP and the 10-byte timestamps option.
+        let mut f = vec![0u8; 20];
+        f[12] = 8 << 4;
+        f.extend_from_slice(&[1, 1, 8, 10]);
+        f.extend_from_slice(&tsval.to_be_bytes());
+        f.extend_from_slice(&tsecr.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn timestamps_option_parsed_and_bounded() {
+        let f = ts_frame(7, 9);
+        assert_eq!(tcp_timestamps(&f, f.len(), 0, 32), Some((7, 9)));
+        // Cut short by the snap, or no room for options: none.
+        assert_eq!(tcp_timestamps(&f, 28, 0, 32), None);
+        assert_eq!(tcp_timestamps(&f, f.len(), 0, 20), None);
+        // A zero-length option never loops; end-of-options stops.
+        let mut bad = vec![0u8; 20];
+        bad.extend_from_slice(&[3, 0, 1, 1]);
+        assert_eq!(tcp_timestamps(&bad, bad.len(), 0, 24), None);
+        let mut eol = vec![0u8; 20];
+        eol.extend_from_slice(&[0, 8, 10, 0]);
+        assert_eq!(tcp_timestamps(&eol, eol.len(), 0, 24), None);
+    }
+
+    #[test]
+    fn timestamps_first_tsval_to_first_echo() {
+        let mut r = TsRtt::default();
+        // Client (dir 0) SYN: TSval 100, no echo; server SYN-ACK echoes it 30 ms later.
+        r.segment(0, 0x02, 100, 0, 0);
+        r.segment(1, 0x12, 5000, 100, 30 * MS);
+        // The client's ACK echoes the server's value 1 ms later (the client half).
+        r.segment(0, 0x10, 101, 5000, 31 * MS);
+        // Two packets with the same TSval: measured from the first one.
+        r.segment(0, 0x18, 110, 5000, 40 * MS);
+        r.segment(0, 0x18, 110, 5000, 45 * MS);
+        // Two echoes of 110: only the first counts.
+        r.segment(1, 0x10, 5001, 110, 70 * MS);
+        r.segment(1, 0x10, 5002, 110, 80 * MS);
+        assert!(r.both());
+        assert_eq!(r.half(0).count, 2);
+        assert_eq!((r.half(0).min_ns, r.half(0).max_ns), (30 * MS, 30 * MS));
+        assert_eq!(r.half(1).count, 1);
+        assert_eq!(r.half(1).min_ns, MS);
+        assert_eq!(r.samples.count, 3);
+        // Value 101 was superseded by the echo of 110: nothing left to match.
+        assert!(r.pending[0].is_empty());
+    }
+
+    #[test]
+    fn timestamps_bounded_and_wrap() {
+        let mut r = TsRtt::default();
+        for i in 0..1000u32 {
+            r.segment(
+                0,
+                0x10,
+                (u32::MAX - 500).wrapping_add(i),
+                0,
+                u64::from(i) * MS,
+            );
+        }
+        assert_eq!(r.pending[0].len(), MAX_TSVALS);
+        // An echo of the newest value (past the wrap) measures from its packet.
+        let newest = (u32::MAX - 500).wrapping_add(999);
+        r.segment(1, 0x10, 1, newest, 1005 * MS);
+        assert_eq!(r.samples.count, 1);
+        assert_eq!(r.samples.min_ns, 6 * MS);
+        assert!(r.pending[0].is_empty());
+        assert!(r.both());
     }
 
     #[test]

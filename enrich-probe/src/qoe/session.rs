@@ -7,7 +7,12 @@
 //! `end` once its last member flow has ended and `linger_ns` passed without a new one (or at the
 //! end of the input). Every `window_ns` (30 s; the `qoe` command's `--interval`) it closes a QoE
 //! window: the QoE block of its app type over that window ([`SessionInterval`]), also added to the
-//! next report's `qoe_series`. Tap records carry the session id; the session counts its members.
+//! next report's `qoe_series` when a member flow carried a packet in it (an idle window is still
+//! an interval, not a sample). Tap records carry the session id; the session counts its members.
+//!
+//! A STUN/TURN-relayed media flow without a provider joins its client's one live call
+//! ([`Sessions::live_call_of`]; the rule is the pipeline's `inherit_call`), so a call's audio
+//! through a TURN relay counts in the call's windows and MOS.
 //!
 //! Network QoS of a report: counters summed over every member flow (the ended ones with their
 //! final counters, the active ones as they are now), so the `end` report's byte and packet
@@ -251,12 +256,18 @@ pub struct Sessions {
     cfg: SessionConfig,
     tap_id: String,
     by_key: HashMap<SessionKey, u64>,
+    /// Conferencing and VoIP sessions by client (for [`Sessions::live_call_of`]).
+    calls: HashMap<IpAddr, Vec<u64>>,
     map: HashMap<u64, Session>,
     next: u64,
     events: Vec<SessionEvent>,
     pending_start: bool,
     /// Counters.
     pub counters: SessionCounters,
+}
+
+fn is_call(t: AppType) -> bool {
+    matches!(t, AppType::Conferencing | AppType::Voip)
 }
 
 fn ms(ns: u64) -> i64 {
@@ -270,6 +281,7 @@ impl Sessions {
             cfg,
             tap_id: tap_id.to_string(),
             by_key: HashMap::new(),
+            calls: HashMap::new(),
             map: HashMap::new(),
             next: 1,
             events: Vec::new(),
@@ -310,6 +322,9 @@ impl Sessions {
                         )
                     });
                 let id = AppSession::session_id_for(j.client, j.provider, j.app_type, ms(start));
+                if is_call(j.app_type) {
+                    self.calls.entry(j.client).or_default().push(h);
+                }
                 self.by_key.insert(key.clone(), h);
                 self.map.insert(
                     h,
@@ -379,6 +394,29 @@ impl Sessions {
         if s.active.is_empty() {
             s.idle_since = Some(now);
         }
+    }
+
+    /// The one live conferencing or VoIP session of `client` at `now` (started at or before it),
+    /// as (provider, app type); `None` when there is none or when sessions of two providers are
+    /// live (the evidence would be ambiguous). What a STUN/TURN-relayed media flow without a
+    /// provider of its own joins (see the pipeline's `join_session`).
+    pub fn live_call_of(&self, client: IpAddr, now: u64) -> Option<(String, AppType)> {
+        let mut found: Option<&Session> = None;
+        let calls = self.calls.get(&client)?;
+        for s in calls.iter().filter_map(|h| self.map.get(h)) {
+            if s.start_ns > now {
+                continue;
+            }
+            match found {
+                Some(f) if f.key.provider != s.key.provider => return None,
+                // The same provider's conferencing and VoIP sessions: the older one.
+                Some(f)
+                    if (f.start_ns, f.key.app_type as u8) <= (s.start_ns, s.key.app_type as u8) => {
+                }
+                _ => found = Some(s),
+            }
+        }
+        found.map(|s| (s.key.provider.clone(), s.key.app_type))
     }
 
     /// Moves the sessions to `now`: start reports of new sessions, windows and reports due,
@@ -467,6 +505,12 @@ impl Sessions {
         self.report(h, RecordState::End, t, flows);
         if let Some(s) = self.map.remove(&h) {
             self.by_key.remove(&s.key);
+            if let Some(v) = self.calls.get_mut(&s.key.client) {
+                v.retain(|x| *x != h);
+                if v.is_empty() {
+                    self.calls.remove(&s.key.client);
+                }
+            }
         }
         self.counters.ended += 1;
     }
@@ -531,11 +575,17 @@ impl Sessions {
             buffer_state: v.map(|v| v.buffer_state),
             stalled: v.map(|v| v.stalls > 0 || v.buffer_state == BufferState::Stalled),
             qoe: qoe.clone(),
-            mos_inputs: matches!(s.key.app_type, AppType::Conferencing | AppType::Voip)
+            mos_inputs: is_call(s.key.app_type)
                 .then(|| mos::estimate(&w.rtp, &w.rtt))
                 .flatten(),
         };
-        if !qoe.is_empty() && s.series.len() < MAX_SERIES {
+        // A window in which no member flow carried a packet (an idle call, a paused player, the
+        // capture-time gap between concatenated captures) measured nothing: it is still a line
+        // of `supernetflow qoe`, but not a sample of the report's series (a video stall counted
+        // in it is kept, though the estimator reports a buffer that ran dry without traffic as
+        // `unknown`, not as a stall).
+        let measured = bytes > 0 || qoe.video.as_ref().is_some_and(|v| v.stalls > 0);
+        if measured && !qoe.is_empty() && s.series.len() < MAX_SERIES {
             s.series.push(QoeSample {
                 ts_ms: ms(end),
                 flow_key: None,

@@ -123,3 +123,70 @@ fn bounded() {
     assert!(s.join(j, 0).is_none());
     assert_eq!(s.counters.full, 1);
 }
+
+#[test]
+fn idle_windows_are_lines_but_not_series_samples() {
+    let mut s = Sessions::new(SessionConfig::default(), "t");
+    let mut f = Flows::default();
+    let a = key(1000);
+    f.0.insert(a, (stats(100), FlowWindow::default()));
+    let (h, _) = s.join(joining(a, 0), 0).unwrap();
+    s.tick(0, &mut f);
+    // First window carried the flow's 100 bytes; the next four windows nothing (a capture-time
+    // gap); then 20 more bytes.
+    s.tick(30 * S, &mut f);
+    s.tick(150 * S, &mut f);
+    f.0.get_mut(&a).unwrap().0 = stats(120);
+    s.tick(180 * S, &mut f);
+    let (st, w) = f.0.remove(&a).unwrap();
+    s.flow_ended(h, &a, &st, &w, 180 * S);
+    s.finish(&mut f);
+    let ev: Vec<_> = s.take_events().collect();
+    let lines: Vec<u64> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Interval(i) => Some(i.bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, [100, 0, 0, 0, 0, 20]);
+    let samples: Vec<i64> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Report(r) => Some(r.qoe_series.iter().map(|q| q.ts_ms)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(samples, [30_000, 180_000]);
+}
+
+#[test]
+fn live_call_of_a_client_is_unambiguous() {
+    let mut s = Sessions::new(SessionConfig::default(), "t");
+    let client: IpAddr = "192.0.2.1".parse().unwrap();
+    assert_eq!(s.live_call_of(client, 0), None);
+    s.join(joining(key(1), 5 * S), 5 * S).unwrap();
+    // Not before the call started; not for another client.
+    assert_eq!(s.live_call_of(client, S), None);
+    assert_eq!(s.live_call_of("192.0.2.9".parse().unwrap(), 6 * S), None);
+    assert_eq!(
+        s.live_call_of(client, 6 * S),
+        Some(("zoom".to_string(), AppType::Conferencing))
+    );
+    // A video session of the same client is no call.
+    let mut v = joining(key(2), 5 * S);
+    v.provider = "youtube";
+    v.app_type = AppType::VideoStreaming;
+    s.join(v, 5 * S).unwrap();
+    assert!(s.live_call_of(client, 6 * S).is_some());
+    // A second provider's call at the same time: ambiguous, no answer.
+    let mut t = joining(key(3), 5 * S);
+    t.provider = "teams";
+    s.join(t, 5 * S).unwrap();
+    assert_eq!(s.live_call_of(client, 6 * S), None);
+    // Ended sessions are no live call.
+    let mut f = Flows::default();
+    s.finish(&mut f);
+    assert_eq!(s.live_call_of(client, 6 * S), None);
+}
