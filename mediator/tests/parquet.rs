@@ -56,7 +56,7 @@ fn flows(n: usize, hours: i64) -> Vec<FlowRecord> {
                 1 => ExtValue::Signed(-(i as i64)),
                 2 => ExtValue::Float(i as f64 / 4.0),
                 3 => ExtValue::Bool(i % 2 == 0),
-                4 => ExtValue::String(format!("s{i}")),
+                4 => ExtValue::String(format!("s{i}").into()),
                 5 => ExtValue::Address("198.51.100.7".into()),
                 6 => ExtValue::TimeMs(t),
                 _ => ExtValue::hex(&[1, 2, (i % 256) as u8]),

@@ -4,6 +4,7 @@
 //! variable-length string, an RFC 5103 reverse IE, an IANA IE we do not map) is kept here with its
 //! private enterprise number, its id and, where the registry knows it, its name.
 
+use crate::text::Text;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -34,24 +35,35 @@ pub enum ExtValue {
     /// Booleans.
     Bool(bool),
     /// Strings (UTF-8).
-    String(String),
+    String(#[schemars(with = "String")] Text),
     /// Addresses (IPv4, IPv6, MAC) in their usual text form.
-    Address(String),
+    Address(#[schemars(with = "String")] Text),
     /// Absolute time in UTC milliseconds.
     TimeMs(i64),
     /// Octets as lower-case hex, for opaque and unknown elements.
-    Hex(String),
+    Hex(#[schemars(with = "String")] Text),
 }
 
 impl ExtValue {
     /// Hex-encodes opaque bytes.
     pub fn hex(bytes: &[u8]) -> Self {
-        let mut s = Vec::with_capacity(bytes.len() * 2);
-        for b in bytes {
-            s.push(HEX[(b >> 4) as usize]);
-            s.push(HEX[(b & 15) as usize]);
+        // Short values (MPLS labels, per record on the decode path) are written on the stack and
+        // kept inline, without an allocation.
+        if bytes.len() * 2 <= Text::INLINE {
+            let mut buf = [0u8; Text::INLINE];
+            for (i, b) in bytes.iter().enumerate() {
+                buf[2 * i] = HEX[(b >> 4) as usize];
+                buf[2 * i + 1] = HEX[(b & 15) as usize];
+            }
+            let digits = std::str::from_utf8(&buf[..bytes.len() * 2]).unwrap_or_default();
+            return Self::Hex(Text::new(digits));
         }
-        Self::Hex(ascii(s))
+        let mut s = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            s.push(char::from(HEX[(b >> 4) as usize]));
+            s.push(char::from(HEX[(b & 15) as usize]));
+        }
+        Self::Hex(s.into())
     }
 }
 

@@ -8,7 +8,7 @@
 //! test below checks, element by element and length by length, that both give the same result.
 
 use netgauze_flow_pkt::ie::{
-    flowDirection, flowEndReason, mplsTopLabelType, protocolIdentifier, Field, IE,
+    flowDirection, flowEndReason, forwardingStatus, mplsTopLabelType, protocolIdentifier, Field, IE,
 };
 use netgauze_iana::tcp::TCPHeaderFlags;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -198,6 +198,8 @@ fast_elements! {
     flowDirection: U8 as flowDirection;
     flowEndReason: U8 as flowEndReason;
     mplsTopLabelType: U8 as mplsTopLabelType;
+    mplsTopLabelIPv6Address: V6;
+    forwardingStatus: U32 as forwardingStatus;
 }
 
 #[cfg(test)]

@@ -251,7 +251,7 @@ fn iana_value(e: &InfoElement, f: &FlowRecord) -> Result<Option<Value>, DecodeEr
                 ExtValue::Signed(n) | ExtValue::TimeMs(n) => Value::from(*n),
                 ExtValue::Float(n) => Number::from_f64(*n).map_or(Value::Null, Value::Number),
                 ExtValue::Bool(b) => Value::Bool(*b),
-                ExtValue::String(s) | ExtValue::Address(s) => Value::String(s.clone()),
+                ExtValue::String(s) | ExtValue::Address(s) => Value::String(s.to_string()),
                 ExtValue::Hex(h) => {
                     return Err(DecodeError::Value {
                         name: e.name.clone(),
