@@ -55,8 +55,7 @@ impl ExtValue {
                 buf[2 * i] = HEX[(b >> 4) as usize];
                 buf[2 * i + 1] = HEX[(b & 15) as usize];
             }
-            let digits = std::str::from_utf8(&buf[..bytes.len() * 2]).unwrap_or_default();
-            return Self::Hex(Text::new(digits));
+            return Self::Hex(Text::from_ascii(&buf[..bytes.len() * 2]));
         }
         let mut s = String::with_capacity(bytes.len() * 2);
         for b in bytes {
@@ -91,6 +90,15 @@ pub fn hex64(v: u64) -> String {
     ascii(b.to_vec())
 }
 
+/// [`hex64`] as an inline [`Text`]: no allocation (record ids and flow keys, per record).
+pub fn hex64_text(v: u64) -> Text {
+    let mut b = [0u8; 16];
+    for (i, d) in b.iter_mut().enumerate() {
+        *d = HEX[((v >> (60 - 4 * i)) & 15) as usize];
+    }
+    Text::from_ascii(&b)
+}
+
 /// Hex digits as a `String` in one allocation, without pushing them char by char (on the decode
 /// path, per record).
 fn ascii(digits: Vec<u8>) -> String {
@@ -105,6 +113,8 @@ mod tests {
     fn hex64_matches_format() {
         for v in [0u64, 1, 0xa574_7053_a349_79c3, u64::MAX, 1 << 63] {
             assert_eq!(hex64(v), format!("{v:016x}"));
+            assert_eq!(hex64_text(v), format!("{v:016x}"));
+            assert!(hex64_text(v).is_inline());
         }
     }
 

@@ -42,12 +42,30 @@ impl Text {
         }
     }
 
+    /// ASCII bytes (hex digits, address text) as a `Text`, without UTF-8 validation; bytes that
+    /// are not ASCII are taken as UTF-8 with replacement characters.
+    pub fn from_ascii(b: &[u8]) -> Self {
+        if b.is_ascii() {
+            if let Ok(len) = u8::try_from(b.len()) {
+                if b.len() <= Self::INLINE {
+                    let mut buf = [0u8; Self::INLINE];
+                    buf[..b.len()].copy_from_slice(b);
+                    return Text(Repr::Inline { len, buf });
+                }
+            }
+        }
+        Text::from(String::from_utf8_lossy(b).into_owned())
+    }
+
     /// The text as a `&str`.
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            // Valid UTF-8 by construction; the fallback is never taken.
             Repr::Inline { len, buf } => {
-                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+                let b = &buf[..usize::from(*len)];
+                // SAFETY: `buf[..len]` is only ever written by `new` (the bytes of a whole `&str`)
+                // and `from_ascii` (bytes checked to be ASCII), so it is valid UTF-8. This runs on
+                // every read of every extension value (JSON, Parquet): not validated again here.
+                unsafe { std::str::from_utf8_unchecked(b) }
             }
             Repr::Heap(s) => s,
         }
@@ -144,6 +162,33 @@ impl PartialEq<String> for Text {
     }
 }
 
+impl PartialEq<Text> for String {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl PartialEq<Text> for str {
+    fn eq(&self, other: &Text) -> bool {
+        self == other.as_str()
+    }
+}
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Text {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
 impl std::hash::Hash for Text {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         self.as_str().hash(h)
@@ -192,6 +237,12 @@ mod tests {
             }
         }
         assert_eq!(Text::default().as_str(), "");
+        assert_eq!(Text::from_ascii(b"0a1b2c"), "0a1b2c");
+        assert!(Text::from_ascii(b"0a1b2c").is_inline());
+        assert_eq!(Text::from_ascii("é".as_bytes()), "é");
+        assert_eq!(Text::from_ascii(&[b'a', 0xff]), "a\u{fffd}");
+        let long = "f".repeat(40);
+        assert_eq!(Text::from_ascii(long.as_bytes()), long);
         assert_eq!(Text::new("10.0.0.1").capacity(), 0);
     }
 

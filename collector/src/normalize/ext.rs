@@ -128,7 +128,7 @@ impl Buf {
         }
     }
     fn text(&self) -> Text {
-        Text::new(std::str::from_utf8(&self.b[..self.n]).unwrap_or_default())
+        Text::from_ascii(&self.b[..self.n])
     }
 }
 
@@ -213,8 +213,11 @@ fn hex_group(s: &mut Buf, x: u16) {
 fn forwarding_status_text(v: netgauze_flow_pkt::ie::forwardingStatus) -> Option<Text> {
     use std::collections::HashMap;
     thread_local! {
-        static SEEN: std::cell::RefCell<HashMap<netgauze_flow_pkt::ie::forwardingStatus, Text>> =
-            Default::default();
+        static SEEN: std::cell::RefCell<HashMap<
+            netgauze_flow_pkt::ie::forwardingStatus,
+            Text,
+            std::hash::BuildHasherDefault<IdHasher>,
+        >> = Default::default();
     }
     SEEN.with(|m| {
         let mut m = m.borrow_mut();

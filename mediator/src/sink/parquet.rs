@@ -624,7 +624,7 @@ impl ParquetSink {
             if let Err(reason) = flow_arrow::check(r) {
                 report.rejected.push(Rejected {
                     index: i,
-                    record_id: Some(r.record_id.clone()),
+                    record_id: Some(r.record_id.as_str().to_owned()),
                     reason,
                 });
                 continue;
