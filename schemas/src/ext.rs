@@ -55,7 +55,7 @@ impl ExtValue {
                 buf[2 * i] = HEX[(b >> 4) as usize];
                 buf[2 * i + 1] = HEX[(b & 15) as usize];
             }
-            return Self::Hex(Text::from_ascii(&buf[..bytes.len() * 2]));
+            return Self::Hex(Text::from_ascii_buf(buf, bytes.len() * 2));
         }
         let mut s = String::with_capacity(bytes.len() * 2);
         for b in bytes {
@@ -92,11 +92,11 @@ pub fn hex64(v: u64) -> String {
 
 /// [`hex64`] as an inline [`Text`]: no allocation (record ids and flow keys, per record).
 pub fn hex64_text(v: u64) -> Text {
-    let mut b = [0u8; 16];
-    for (i, d) in b.iter_mut().enumerate() {
+    let mut b = [0u8; Text::INLINE];
+    for (i, d) in b[..16].iter_mut().enumerate() {
         *d = HEX[((v >> (60 - 4 * i)) & 15) as usize];
     }
-    Text::from_ascii(&b)
+    Text::from_ascii_buf(b, 16)
 }
 
 /// Hex digits as a `String` in one allocation, without pushing them char by char (on the decode

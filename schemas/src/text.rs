@@ -57,6 +57,17 @@ impl Text {
         Text::from(String::from_utf8_lossy(b).into_owned())
     }
 
+    /// The first `len` bytes of `buf`, ASCII written in place by the caller (hex digits, address
+    /// text), as an inline `Text` without copying them again; bytes that are not ASCII are taken as
+    /// UTF-8 with replacement characters.
+    pub fn from_ascii_buf(buf: [u8; Self::INLINE], len: usize) -> Self {
+        let b = &buf[..len.min(Self::INLINE)];
+        match u8::try_from(b.len()) {
+            Ok(n) if b.is_ascii() => Text(Repr::Inline { len: n, buf }),
+            _ => Text::from(String::from_utf8_lossy(b).into_owned()),
+        }
+    }
+
     /// The text as a `&str`.
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -241,6 +252,15 @@ mod tests {
         assert!(Text::from_ascii(b"0a1b2c").is_inline());
         assert_eq!(Text::from_ascii("é".as_bytes()), "é");
         assert_eq!(Text::from_ascii(&[b'a', 0xff]), "a\u{fffd}");
+        let mut buf = [b'x'; Text::INLINE];
+        buf[..3].copy_from_slice(b"abc");
+        assert_eq!(Text::from_ascii_buf(buf, 3), "abc");
+        assert_eq!(
+            Text::from_ascii_buf(buf, 99),
+            "abc".to_owned() + &"x".repeat(19)
+        );
+        buf[1] = 0xff;
+        assert_eq!(Text::from_ascii_buf(buf, 2), "a\u{fffd}");
         let long = "f".repeat(40);
         assert_eq!(Text::from_ascii(long.as_bytes()), long);
         assert_eq!(Text::new("10.0.0.1").capacity(), 0);

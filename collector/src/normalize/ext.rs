@@ -128,7 +128,11 @@ impl Buf {
         }
     }
     fn text(&self) -> Text {
-        Text::from_ascii(&self.b[..self.n])
+        // Short text (every IPv4 address, most IPv6 ones) is handed over as a fixed-size array.
+        match <[u8; Text::INLINE]>::try_from(&self.b[..Text::INLINE]) {
+            Ok(head) if self.n <= Text::INLINE => Text::from_ascii_buf(head, self.n),
+            _ => Text::from_ascii(&self.b[..self.n]),
+        }
     }
 }
 
