@@ -290,7 +290,7 @@ proptest! {
             }
             f.set_record_id(i as u32);
             f.set_flow_key();
-            s.record_id = s.flow.record_id.clone();
+            s.record_id = s.flow.record_id.as_str().to_owned();
             s.enrichment.confidence = if matched { confidence } else { 0.0 };
             if let Some(st) = s.stats.as_mut() {
                 st.rtt_min_ms = rtt;

@@ -56,7 +56,7 @@ fn flows(n: usize, hours: i64) -> Vec<FlowRecord> {
                 1 => ExtValue::Signed(-(i as i64)),
                 2 => ExtValue::Float(i as f64 / 4.0),
                 3 => ExtValue::Bool(i % 2 == 0),
-                4 => ExtValue::String(format!("s{i}")),
+                4 => ExtValue::String(format!("s{i}").into()),
                 5 => ExtValue::Address("198.51.100.7".into()),
                 6 => ExtValue::TimeMs(t),
                 _ => ExtValue::hex(&[1, 2, (i % 256) as u8]),
@@ -227,7 +227,7 @@ fn partitions_round_trip_and_no_tmp_after_close() {
 
     let by_id: BTreeMap<String, FlowRecord> = recs
         .iter()
-        .map(|r| (r.record_id.clone(), r.clone()))
+        .map(|r| (String::from(r.record_id.clone()), r.clone()))
         .collect();
     assert_eq!(by_id.len(), 3_000, "record ids are unique");
     let ids = check_dataset(tmp.path(), &by_id);
@@ -495,7 +495,7 @@ fn crash_without_close_then_restart_discards_tmp() {
     let committed = visible(tmp.path());
     let by_id: BTreeMap<String, FlowRecord> = recs
         .iter()
-        .map(|r| (r.record_id.clone(), r.clone()))
+        .map(|r| (String::from(r.record_id.clone()), r.clone()))
         .collect();
     let before = check_dataset(tmp.path(), &by_id).len();
 
@@ -640,7 +640,7 @@ fn external_readers_pyarrow_duckdb_spark() {
         .arg(&script)
         .arg(tmp.path())
         .arg(recs.len().to_string())
-        .arg(&first.record_id)
+        .arg(first.record_id.as_str())
         .arg(first.flow_start_ms.unwrap_or_default().to_string())
         .arg(first.octets.to_string())
         .env("PYTHONPATH", &pythonpath)

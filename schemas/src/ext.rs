@@ -4,6 +4,7 @@
 //! variable-length string, an RFC 5103 reverse IE, an IANA IE we do not map) is kept here with its
 //! private enterprise number, its id and, where the registry knows it, its name.
 
+use crate::text::Text;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -34,24 +35,34 @@ pub enum ExtValue {
     /// Booleans.
     Bool(bool),
     /// Strings (UTF-8).
-    String(String),
+    String(#[schemars(with = "String")] Text),
     /// Addresses (IPv4, IPv6, MAC) in their usual text form.
-    Address(String),
+    Address(#[schemars(with = "String")] Text),
     /// Absolute time in UTC milliseconds.
     TimeMs(i64),
     /// Octets as lower-case hex, for opaque and unknown elements.
-    Hex(String),
+    Hex(#[schemars(with = "String")] Text),
 }
 
 impl ExtValue {
     /// Hex-encodes opaque bytes.
     pub fn hex(bytes: &[u8]) -> Self {
-        let mut s = Vec::with_capacity(bytes.len() * 2);
-        for b in bytes {
-            s.push(HEX[(b >> 4) as usize]);
-            s.push(HEX[(b & 15) as usize]);
+        // Short values (MPLS labels, per record on the decode path) are written on the stack and
+        // kept inline, without an allocation.
+        if bytes.len() * 2 <= Text::INLINE {
+            let mut buf = [0u8; Text::INLINE];
+            for (i, b) in bytes.iter().enumerate() {
+                buf[2 * i] = HEX[(b >> 4) as usize];
+                buf[2 * i + 1] = HEX[(b & 15) as usize];
+            }
+            return Self::Hex(Text::from_ascii_buf(buf, bytes.len() * 2));
         }
-        Self::Hex(ascii(s))
+        let mut s = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            s.push(char::from(HEX[(b >> 4) as usize]));
+            s.push(char::from(HEX[(b & 15) as usize]));
+        }
+        Self::Hex(s.into())
     }
 }
 
@@ -79,6 +90,15 @@ pub fn hex64(v: u64) -> String {
     ascii(b.to_vec())
 }
 
+/// [`hex64`] as an inline [`Text`]: no allocation (record ids and flow keys, per record).
+pub fn hex64_text(v: u64) -> Text {
+    let mut b = [0u8; Text::INLINE];
+    for (i, d) in b[..16].iter_mut().enumerate() {
+        *d = HEX[((v >> (60 - 4 * i)) & 15) as usize];
+    }
+    Text::from_ascii_buf(b, 16)
+}
+
 /// Hex digits as a `String` in one allocation, without pushing them char by char (on the decode
 /// path, per record).
 fn ascii(digits: Vec<u8>) -> String {
@@ -93,6 +113,8 @@ mod tests {
     fn hex64_matches_format() {
         for v in [0u64, 1, 0xa574_7053_a349_79c3, u64::MAX, 1 << 63] {
             assert_eq!(hex64(v), format!("{v:016x}"));
+            assert_eq!(hex64_text(v), format!("{v:016x}"));
+            assert!(hex64_text(v).is_inline());
         }
     }
 

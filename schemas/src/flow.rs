@@ -7,6 +7,7 @@
 use crate::ext::Extension;
 use crate::key::FlowKey;
 use crate::kind::{Record, RecordKind};
+use crate::text::Text;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -58,7 +59,8 @@ pub struct FlowRecord {
     /// Identifies this record: XXH3-64 of (exporter, domain, export time, sequence number, index of
     /// the record in its message), as 16 hex digits. The same export decoded twice gives the same id,
     /// so duplicates downstream are detectable.
-    pub record_id: String,
+    #[schemars(with = "String")]
+    pub record_id: Text,
     /// Export protocol.
     pub flow_version: FlowVersion,
     /// Address the export came from.
@@ -93,7 +95,8 @@ pub struct FlowRecord {
     /// IP protocol number (6 TCP, 17 UDP, ...).
     pub protocol: Option<u8>,
     /// Canonical flow key hash as 16 hex digits ([`FlowKey`]); `null` without addresses.
-    pub flow_key: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub flow_key: Option<Text>,
     /// Direction relative to the observing interface (IE 61); `null` when not exported.
     pub direction: Option<Direction>,
     /// Octets, upscaled by `sampling_interval`.
@@ -164,7 +167,7 @@ impl FlowRecord {
     pub fn empty(flow_version: FlowVersion, exporter: IpAddr) -> Self {
         Self {
             schema_version: crate::SCHEMA_VERSION,
-            record_id: String::new(),
+            record_id: Text::default(),
             flow_version,
             exporter,
             observation_domain: 0,
@@ -226,7 +229,22 @@ impl FlowRecord {
 
     /// Fills `flow_key` from the other fields.
     pub fn set_flow_key(&mut self) {
-        self.flow_key = self.key().map(|k| crate::ext::hex64(k.hash64()));
+        let (Some(src), Some(dst)) = (self.src_addr, self.dst_addr) else {
+            self.flow_key = None;
+            return;
+        };
+        // As `self.key()` then `hash64`, without building the key.
+        let scope = self
+            .ingress_vrf
+            .or(self.src_vlan.map(u32::from))
+            .unwrap_or(0);
+        let hash = FlowKey::hash_of(
+            self.protocol.unwrap_or(0),
+            (src, self.src_port.unwrap_or(0)),
+            (dst, self.dst_port.unwrap_or(0)),
+            scope,
+        );
+        self.flow_key = Some(crate::ext::hex64_text(hash));
     }
 
     /// Fills `record_id` from the record's position in the export stream.
@@ -241,6 +259,37 @@ impl FlowRecord {
         buf[20..28].copy_from_slice(&self.export_time_ms.to_be_bytes());
         buf[28..32].copy_from_slice(&self.sequence_number.to_be_bytes());
         buf[32..36].copy_from_slice(&index_in_message.to_be_bytes());
-        self.record_id = crate::ext::hex64(xxhash_rust::xxh3::xxh3_64(&buf));
+        self.record_id = crate::ext::hex64_text(xxhash_rust::xxh3::xxh3_64(&buf));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `set_flow_key` writes the hex of `key()`'s hash, with and without a scope; none without
+    /// both addresses.
+    #[test]
+    fn flow_key_is_the_key_hash() {
+        let mut r = FlowRecord::empty(FlowVersion::Ipfix, "192.0.2.1".parse().unwrap());
+        r.set_flow_key();
+        assert_eq!(r.flow_key, None);
+        r.src_addr = Some("10.0.0.1".parse().unwrap());
+        r.dst_addr = Some("2001:db8::7".parse().unwrap());
+        r.src_port = Some(40000);
+        r.dst_port = Some(443);
+        r.protocol = Some(6);
+        for (vrf, vlan) in [
+            (None, None),
+            (Some(7), None),
+            (None, Some(12)),
+            (Some(3), Some(4)),
+        ] {
+            r.ingress_vrf = vrf;
+            r.src_vlan = vlan;
+            r.set_flow_key();
+            let want = format!("{:016x}", r.key().unwrap().hash64());
+            assert_eq!(r.flow_key.as_deref(), Some(want.as_str()));
+        }
     }
 }

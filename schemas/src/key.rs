@@ -59,6 +59,22 @@ impl FlowKey {
     pub fn hash64(&self) -> u64 {
         xxhash_rust::xxh3::xxh3_64(&self.encode())
     }
+
+    /// `FlowKey::new(protocol, a, b, scope).hash64()`, with each address converted once and
+    /// compared as one integer (per record on the collector's decode path).
+    pub fn hash_of(protocol: u8, a: (IpAddr, u16), b: (IpAddr, u16), scope: u32) -> u64 {
+        let ka = (u128::from(to_v6(a.0)), a.1);
+        let kb = (u128::from(to_v6(b.0)), b.1);
+        let (low, high) = if ka <= kb { (ka, kb) } else { (kb, ka) };
+        let mut out = [0u8; 41];
+        out[0] = protocol;
+        out[1..17].copy_from_slice(&low.0.to_be_bytes());
+        out[17..19].copy_from_slice(&low.1.to_be_bytes());
+        out[19..35].copy_from_slice(&high.0.to_be_bytes());
+        out[35..37].copy_from_slice(&high.1.to_be_bytes());
+        out[37..41].copy_from_slice(&scope.to_be_bytes());
+        xxhash_rust::xxh3::xxh3_64(&out)
+    }
 }
 
 fn to_v6(a: IpAddr) -> Ipv6Addr {
@@ -107,6 +123,21 @@ mod tests {
             let a = (IpAddr::from(a), pa);
             let b = (IpAddr::from(b), pb);
             prop_assert_eq!(FlowKey::new(p, a, b, s).hash64(), FlowKey::new(p, b, a, s).hash64());
+        }
+
+        #[test]
+        fn hash_of_is_new_then_hash64(p: u8, a: [u8; 16], pa: u16, b: [u8; 16], pb: u16, s: u32,
+                                      v4: bool, same: bool) {
+            let conv = |x: [u8; 16]| if v4 {
+                IpAddr::from([x[0], x[1], x[2], x[3]])
+            } else {
+                IpAddr::from(x)
+            };
+            let a = (conv(a), pa);
+            // Equal addresses too, where the ports decide the order.
+            let b = if same { (a.0, pb) } else { (conv(b), pb) };
+            prop_assert_eq!(FlowKey::hash_of(p, a, b, s), FlowKey::new(p, a, b, s).hash64());
+            prop_assert_eq!(FlowKey::hash_of(p, b, a, s), FlowKey::new(p, a, b, s).hash64());
         }
     }
 }

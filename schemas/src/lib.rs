@@ -20,6 +20,7 @@
 //!   Arrow (Parquet) — and the row form that Avro and Arrow writers take. The files checked in under
 //!   `schemas/published/` are these, rewritten by
 //!   `cargo run -p supernetflow-schemas --example gen_schemas`.
+//! - [`text`]: [`Text`], the inline-when-short string of extension values.
 //! - [`sample`]: one realistic value of each record, for tests, docs and the field guide's examples.
 //!
 //! The crate has no runtime (no tokio) so that every other crate can depend on it.
@@ -37,6 +38,7 @@ pub mod shared;
 pub mod stats;
 pub mod super_flow;
 pub mod tap;
+pub mod text;
 
 pub use ext::{ExtValue, Extension};
 pub use flow::{Direction, FlowRecord, FlowVersion, TimeSource};
@@ -48,6 +50,7 @@ pub use session::{AppSession, SessionNetwork};
 pub use stats::FlowStats;
 pub use super_flow::{Enrichment, MatchStatus, SuperFlow};
 pub use tap::{AppPlatform, AppType, DetectionMethod, TapKey, TapRecord};
+pub use text::Text;
 
 /// Version of the record model. Bumped when a field changes meaning or is removed; adding an optional
 /// field does not bump it. Carried in every record, topic name and file name.

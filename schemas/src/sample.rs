@@ -223,10 +223,10 @@ fn gaming_flow_record() -> FlowRecord {
 /// The Call of Duty flow joined with the tap's three reports on it.
 pub fn super_flow() -> SuperFlow {
     let flow = gaming_flow_record();
-    let digest = flow.flow_key.clone().unwrap_or_default();
+    let digest = flow.flow_key.as_deref().unwrap_or_default().to_owned();
     let mut sf = SuperFlow {
         schema_version: crate::SCHEMA_VERSION,
-        record_id: flow.record_id.clone(),
+        record_id: flow.record_id.as_str().to_owned(),
         enrichment_status: MatchStatus::Unmatched,
         app_type: AppType::Unknown,
         provider: None,

@@ -55,7 +55,7 @@ impl SuperFlow {
     pub fn unmatched(flow: FlowRecord) -> Self {
         Self {
             schema_version: crate::SCHEMA_VERSION,
-            record_id: flow.record_id.clone(),
+            record_id: flow.record_id.as_str().to_owned(),
             enrichment_status: MatchStatus::Unmatched,
             app_type: AppType::Unknown,
             provider: None,

@@ -8,7 +8,7 @@
 //! test below checks, element by element and length by length, that both give the same result.
 
 use netgauze_flow_pkt::ie::{
-    flowDirection, flowEndReason, mplsTopLabelType, protocolIdentifier, Field, IE,
+    flowDirection, flowEndReason, forwardingStatus, mplsTopLabelType, protocolIdentifier, Field, IE,
 };
 use netgauze_iana::tcp::TCPHeaderFlags;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -22,7 +22,6 @@ fn uint(b: &[u8]) -> u64 {
 /// How one kind of value is read: which lengths it takes, and the value.
 mod kind {
     use super::*;
-    use chrono::TimeZone;
 
     pub struct U64;
     impl U64 {
@@ -96,9 +95,36 @@ mod kind {
             if b.len() != 8 {
                 return None;
             }
-            chrono::Utc.timestamp_millis_opt(uint(b) as i64).single()
+            utc_ms(uint(b) as i64)
         }
     }
+}
+
+/// `Utc.timestamp_millis_opt(ms).single()`, with the calendar date of the last day seen kept per
+/// thread: the flows of a message (and of the next ones) mostly end on the same day, and turning
+/// a day number into a date is most of chrono's cost.
+fn utc_ms(ms: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+    use std::cell::Cell;
+    thread_local! {
+        static DAY: Cell<Option<(i64, NaiveDate)>> = const { Cell::new(None) };
+    }
+    let secs = ms.div_euclid(1000);
+    let nanos = u32::try_from(ms.rem_euclid(1000)).ok()? * 1_000_000;
+    let days = secs.div_euclid(86_400);
+    let secs_of_day = u32::try_from(secs.rem_euclid(86_400)).ok()?;
+    let date = match DAY.with(Cell::get) {
+        Some((d, date)) if d == days => date,
+        _ => {
+            // Days from 0001-01-01 (CE) to 1970-01-01: 719 163.
+            let ce = i32::try_from(days).ok()?.checked_add(719_163)?;
+            let date = NaiveDate::from_num_days_from_ce_opt(ce)?;
+            DAY.with(|c| c.set(Some((days, date))));
+            date
+        }
+    };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(secs_of_day, nanos)?;
+    Some(NaiveDateTime::new(date, time).and_utc())
 }
 
 macro_rules! wrap {
@@ -198,6 +224,8 @@ fast_elements! {
     flowDirection: U8 as flowDirection;
     flowEndReason: U8 as flowEndReason;
     mplsTopLabelType: U8 as mplsTopLabelType;
+    mplsTopLabelIPv6Address: V6;
+    forwardingStatus: U32 as forwardingStatus;
 }
 
 #[cfg(test)]
@@ -251,5 +279,61 @@ mod tests {
         );
         assert_eq!(select(IE::sourceIPv4Address, 16), None);
         assert_eq!(select(IE::octetDeltaCount, 0), None);
+    }
+
+    /// The day-cached conversion gives chrono's time for every millisecond pattern: both sides of
+    /// midnight, the epoch, negative times, the same day twice (cached) and alternating days.
+    #[test]
+    fn utc_ms_is_chrono() {
+        use chrono::TimeZone;
+        let mut cases = vec![
+            0i64,
+            -1,
+            1,
+            999,
+            1000,
+            -1000,
+            -86_400_000,
+            86_399_999,
+            86_400_000,
+        ];
+        for day in [
+            -800_000i64,
+            -1,
+            0,
+            1,
+            19_723,
+            19_724,
+            2_932_896,
+            2_932_897,
+            100_000_000,
+        ] {
+            for ms in [0i64, 1, 999, 1_000, 43_200_123, 86_399_999] {
+                cases.push(day * 86_400_000 + ms);
+            }
+        }
+        cases.extend([
+            i64::MIN,
+            i64::MAX,
+            i64::MIN / 2,
+            i64::MAX / 2,
+            8_210_298_412_799_999,
+        ]);
+        for pass in 0..2 {
+            for (i, ms) in cases.iter().enumerate() {
+                // Alternate with a far day so that the cache is both hit and missed.
+                let ms = if pass == 1 && i % 2 == 0 {
+                    -*ms / 3
+                } else {
+                    *ms
+                };
+                assert_eq!(
+                    utc_ms(ms),
+                    chrono::Utc.timestamp_millis_opt(ms).single(),
+                    "{ms}"
+                );
+                assert_eq!(utc_ms(ms), chrono::Utc.timestamp_millis_opt(ms).single());
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 use netgauze_flow_pkt::ie::{
     Field, HasIE, InformationElementDataType as T, InformationElementTemplate, IE,
 };
-use schemas::{ExtValue, Extension};
+use schemas::{ExtValue, Extension, Text};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -23,11 +23,13 @@ pub fn extension(f: &Field) -> Extension {
         };
     }
     let ie = f.ie();
+    let (pen, id) = (ie.pen(), ie.id());
+    let name = Some(name_of(ie, pen, id));
     if let Some(value) = direct(f) {
         return Extension {
-            pen: ie.pen(),
-            id: ie.id(),
-            name: Some(name_of(ie)),
+            pen,
+            id,
+            name,
             value,
         };
     }
@@ -38,9 +40,9 @@ pub fn extension(f: &Field) -> Extension {
         None => slow_value(f, ie.data_type()),
     };
     Extension {
-        pen: ie.pen(),
-        id: ie.id(),
-        name: Some(name_of(ie)),
+        pen,
+        id,
+        name,
         value,
     }
 }
@@ -95,36 +97,143 @@ fn direct(f: &Field) -> Option<ExtValue> {
         Field::sourceIPv6Address(a)
         | Field::destinationIPv6Address(a)
         | Field::ipNextHopIPv6Address(a)
-        | Field::bgpNextHopIPv6Address(a) => {
-            use std::fmt::Write;
-            // Sized once: `to_string` grows the string as the formatter writes.
-            let mut s = String::with_capacity(39);
-            write!(s, "{a}").ok()?;
-            ExtValue::Address(s)
-        }
-        // An enum of enums: serde_json writes it as nested one-key objects, which is what the
-        // generic path's `Value` prints too.
-        Field::forwardingStatus(v) => ExtValue::String(serde_json::to_string(v).ok()?),
+        | Field::bgpNextHopIPv6Address(a)
+        | Field::mplsTopLabelIPv6Address(a) => ExtValue::Address(v6_text(*a)),
+        Field::forwardingStatus(v) => ExtValue::String(forwarding_status_text(*v)?),
         _ => return None,
     })
 }
 
+/// Address text written on the stack (then kept inline in a [`Text`] when it fits).
+struct Buf {
+    b: [u8; 45],
+    n: usize,
+}
+
+impl Buf {
+    fn new() -> Self {
+        Buf { b: [0; 45], n: 0 }
+    }
+    /// Appends one ASCII byte (addresses never need more than the buffer holds).
+    #[inline]
+    fn push(&mut self, c: u8) {
+        if let Some(x) = self.b.get_mut(self.n) {
+            *x = c;
+            self.n += 1;
+        }
+    }
+    fn push_str(&mut self, s: &str) {
+        for c in s.bytes() {
+            self.push(c);
+        }
+    }
+    fn text(&self) -> Text {
+        // Short text (every IPv4 address, most IPv6 ones) is handed over as a fixed-size array.
+        match <[u8; Text::INLINE]>::try_from(&self.b[..Text::INLINE]) {
+            Ok(head) if self.n <= Text::INLINE => Text::from_ascii_buf(head, self.n),
+            _ => Text::from_ascii(&self.b[..self.n]),
+        }
+    }
+}
+
 /// Dotted-quad text of an IPv4 address, as `Display` writes it, without the formatting machinery.
-fn v4_text(a: std::net::Ipv4Addr) -> String {
-    let mut s = String::with_capacity(15);
+fn v4_text(a: std::net::Ipv4Addr) -> Text {
+    let mut s = Buf::new();
+    v4_into(&mut s, a);
+    s.text()
+}
+
+fn v4_into(s: &mut Buf, a: std::net::Ipv4Addr) {
     for (i, o) in a.octets().into_iter().enumerate() {
         if i > 0 {
-            s.push('.');
+            s.push(b'.');
         }
         if o >= 100 {
-            s.push(char::from(b'0' + o / 100));
+            s.push(b'0' + o / 100);
         }
         if o >= 10 {
-            s.push(char::from(b'0' + o / 10 % 10));
+            s.push(b'0' + o / 10 % 10);
         }
-        s.push(char::from(b'0' + o % 10));
+        s.push(b'0' + o % 10);
     }
-    s
+}
+
+/// Text of an IPv6 address exactly as `Display` writes it (RFC 5952: lower-case hex, the longest
+/// run of two or more zero groups, leftmost on a tie, as `::`; IPv4-mapped as `::ffff:a.b.c.d`),
+/// without the formatting machinery.
+fn v6_text(a: std::net::Ipv6Addr) -> Text {
+    let mut s = Buf::new();
+    if let Some(v4) = a.to_ipv4_mapped() {
+        s.push_str("::ffff:");
+        v4_into(&mut s, v4);
+        return s.text();
+    }
+    let g = a.segments();
+    // Longest run of zero groups (first one on a tie).
+    let (mut best, mut best_len, mut cur, mut cur_len) = (0usize, 0usize, 0usize, 0usize);
+    for (i, x) in g.iter().enumerate() {
+        if *x == 0 {
+            if cur_len == 0 {
+                cur = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                (best, best_len) = (cur, cur_len);
+            }
+        } else {
+            cur_len = 0;
+        }
+    }
+    let groups = |s: &mut Buf, part: &[u16]| {
+        for (i, x) in part.iter().enumerate() {
+            if i > 0 {
+                s.push(b':');
+            }
+            hex_group(s, *x);
+        }
+    };
+    if best_len > 1 {
+        groups(&mut s, &g[..best]);
+        s.push_str("::");
+        groups(&mut s, &g[best + best_len..]);
+    } else {
+        groups(&mut s, &g);
+    }
+    s.text()
+}
+
+/// One group in lower-case hex without leading zeros.
+fn hex_group(s: &mut Buf, x: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (4 - x.leading_zeros() / 4).max(1);
+    for k in (0..digits).rev() {
+        s.push(HEX[usize::from((x >> (4 * k)) & 15)]);
+    }
+}
+
+/// forwardingStatus (an enum of enums, which serde_json writes as nested one-key objects, as the
+/// generic path's `Value` prints too): serialised once per distinct value and per thread, then
+/// copied. The table is bounded; past [`MAX_NAMES`] values each record serialises its own.
+fn forwarding_status_text(v: netgauze_flow_pkt::ie::forwardingStatus) -> Option<Text> {
+    use std::collections::HashMap;
+    thread_local! {
+        static SEEN: std::cell::RefCell<HashMap<
+            netgauze_flow_pkt::ie::forwardingStatus,
+            Text,
+            std::hash::BuildHasherDefault<IdHasher>,
+        >> = Default::default();
+    }
+    SEEN.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(t) = m.get(&v) {
+            return Some(t.clone());
+        }
+        let t = Text::from(serde_json::to_string(&v).ok()?);
+        if m.len() < MAX_NAMES {
+            m.insert(v, t.clone());
+        }
+        Some(t)
+    })
 }
 
 /// A small multiplicative hasher for the element-name table (looked up once per extension; the
@@ -164,14 +273,21 @@ type IdMap<V> = std::collections::HashMap<IE, V, std::hash::BuildHasherDefault<I
 /// the life of the process, so each record's extensions borrow them instead of allocating. The
 /// table is bounded: past [`MAX_NAMES`] distinct elements (only possible with many enterprise
 /// elements), names are formatted per record instead.
-fn name_of(ie: IE) -> Cow<'static, str> {
+fn name_of(ie: IE, pen: u32, id: u16) -> Cow<'static, str> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static NAMES: OnceLock<Mutex<HashMap<IE, &'static str>>> = OnceLock::new();
     thread_local! {
         static LOCAL: std::cell::RefCell<IdMap<&'static str>> = Default::default();
+        // IANA elements (PEN 0, id below IANA_TABLE), looked up by index: most extensions.
+        static IANA: std::cell::RefCell<Vec<Option<&'static str>>> = Default::default();
     }
-    if let Some(n) = LOCAL.with(|l| l.borrow().get(&ie).copied()) {
+    let iana = pen == 0 && usize::from(id) < IANA_TABLE;
+    if iana {
+        if let Some(n) = IANA.with(|t| t.borrow().get(usize::from(id)).copied().flatten()) {
+            return Cow::Borrowed(n);
+        }
+    } else if let Some(n) = LOCAL.with(|l| l.borrow().get(&ie).copied()) {
         return Cow::Borrowed(n);
     }
     let names = NAMES.get_or_init(Default::default);
@@ -188,9 +304,22 @@ fn name_of(ie: IE) -> Cow<'static, str> {
         None => return Cow::Owned(ie.to_string()),
     };
     drop(g);
-    LOCAL.with(|l| l.borrow_mut().insert(ie, name));
+    if iana {
+        IANA.with(|t| {
+            let mut t = t.borrow_mut();
+            if t.len() < IANA_TABLE {
+                t.resize(IANA_TABLE, None);
+            }
+            t[usize::from(id)] = Some(name);
+        });
+    } else {
+        LOCAL.with(|l| l.borrow_mut().insert(ie, name));
+    }
     Cow::Borrowed(name)
 }
+
+/// IANA element ids below this are named through a per-thread table indexed by id.
+const IANA_TABLE: usize = 1024;
 
 /// Distinct element names kept for the process's life at most.
 const MAX_NAMES: usize = 65_536;
@@ -218,15 +347,15 @@ fn typed(t: T, v: Value) -> ExtValue {
             }
         }
         Value::String(s) => match t {
-            T::ipv4Address | T::ipv6Address | T::macAddress => ExtValue::Address(s),
+            T::ipv4Address | T::ipv6Address | T::macAddress => ExtValue::Address(s.into()),
             T::dateTimeSeconds
             | T::dateTimeMilliseconds
             | T::dateTimeMicroseconds
             | T::dateTimeNanoseconds => match chrono_ms(&s) {
                 Some(ms) => ExtValue::TimeMs(ms),
-                None => ExtValue::String(s),
+                None => ExtValue::String(s.into()),
             },
-            _ => ExtValue::String(s),
+            _ => ExtValue::String(s.into()),
         },
         Value::Array(a) if a.iter().all(|x| x.as_u64().is_some_and(|b| b < 256)) => {
             let bytes: Vec<u8> = a
@@ -240,14 +369,15 @@ fn typed(t: T, v: Value) -> ExtValue {
                         .iter()
                         .map(|b| format!("{b:02x}"))
                         .collect::<Vec<_>>()
-                        .join(":"),
+                        .join(":")
+                        .into(),
                 )
             } else {
                 ExtValue::hex(&bytes)
             }
         }
-        Value::Null => ExtValue::String(String::new()),
-        other => ExtValue::String(other.to_string()),
+        Value::Null => ExtValue::String(Text::default()),
+        other => ExtValue::String(other.to_string().into()),
     }
 }
 
@@ -308,17 +438,17 @@ mod fast {
             ExtValue::Signed(v)
         })
     }
-    fn string(t: T, s: String) -> ExtValue {
+    fn string(t: T, s: &str) -> ExtValue {
         match t {
-            T::ipv4Address | T::ipv6Address | T::macAddress => ExtValue::Address(s),
+            T::ipv4Address | T::ipv6Address | T::macAddress => ExtValue::Address(s.into()),
             T::dateTimeSeconds
             | T::dateTimeMilliseconds
             | T::dateTimeMicroseconds
-            | T::dateTimeNanoseconds => match chrono_ms(&s) {
+            | T::dateTimeNanoseconds => match chrono_ms(s) {
                 Some(ms) => ExtValue::TimeMs(ms),
-                None => ExtValue::String(s),
+                None => ExtValue::String(s.into()),
             },
-            _ => ExtValue::String(s),
+            _ => ExtValue::String(s.into()),
         }
     }
     /// As [`typed`] does with an array of octets.
@@ -333,7 +463,7 @@ mod fast {
                 s.push(char::from(HEX[usize::from(x >> 4)]));
                 s.push(char::from(HEX[usize::from(x & 15)]));
             }
-            ExtValue::Address(s)
+            ExtValue::Address(s.into())
         } else {
             ExtValue::hex(&b)
         }
@@ -532,13 +662,13 @@ mod fast {
             }
         }
         fn serialize_char(self, v: char) -> Result<ExtValue, GiveUp> {
-            Ok(string(self.t, v.to_string()))
+            Ok(string(self.t, &v.to_string()))
         }
         fn serialize_str(self, v: &str) -> Result<ExtValue, GiveUp> {
-            Ok(string(self.t, v.to_owned()))
+            Ok(string(self.t, v))
         }
         fn collect_str<V: ?Sized + fmt::Display>(self, v: &V) -> Result<ExtValue, GiveUp> {
-            Ok(string(self.t, v.to_string()))
+            Ok(string(self.t, &v.to_string()))
         }
         fn serialize_bytes(self, v: &[u8]) -> Result<ExtValue, GiveUp> {
             Ok(bytes(self.t, v.to_vec()))
@@ -561,7 +691,7 @@ mod fast {
             _: u32,
             variant: &'static str,
         ) -> Result<ExtValue, GiveUp> {
-            Ok(string(self.t, variant.to_owned()))
+            Ok(string(self.t, variant))
         }
         fn serialize_newtype_struct<V: ?Sized + Serialize>(
             self,
@@ -645,6 +775,53 @@ mod fast_tests {
                 std::net::Ipv4Addr::new(1, 2, o, o.wrapping_mul(7)),
             ] {
                 assert_eq!(v4_text(a), a.to_string());
+            }
+        }
+    }
+
+    /// Every pattern of zero and non-zero groups (all 256), with group values of every digit
+    /// count, and IPv4-mapped addresses: the same text as `Display`.
+    #[test]
+    fn v6_text_is_display() {
+        use std::net::Ipv6Addr;
+        let values = [
+            1u16, 0xf, 0x10, 0xab, 0x100, 0xfff, 0x1000, 0xffff, 0x2001, 0xdb8,
+        ];
+        for mask in 0u32..256 {
+            for (k, v) in values.iter().enumerate() {
+                let mut g = [0u16; 8];
+                for (i, x) in g.iter_mut().enumerate() {
+                    if mask & (1 << i) != 0 {
+                        *x = values[(k + i) % values.len()].wrapping_mul(*v | 1);
+                    }
+                }
+                let a = Ipv6Addr::from(g);
+                assert_eq!(v6_text(a), a.to_string(), "{g:?}");
+            }
+        }
+        for a in [
+            Ipv6Addr::UNSPECIFIED,
+            Ipv6Addr::LOCALHOST,
+            std::net::Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped(),
+            std::net::Ipv4Addr::new(0, 0, 0, 0).to_ipv6_mapped(),
+            std::net::Ipv4Addr::new(10, 1, 2, 3).to_ipv6_compatible(),
+            "64:ff9b::c000:201".parse().unwrap(),
+            "fe80::1:0:0:1".parse().unwrap(),
+            "1:0:0:2:0:0:3:4".parse().unwrap(),
+        ] {
+            assert_eq!(v6_text(a), a.to_string());
+        }
+    }
+
+    /// forwardingStatus values of every class (and unassigned ones), first and cached.
+    #[test]
+    fn forwarding_status_is_serde_json() {
+        use netgauze_flow_pkt::ie::forwardingStatus;
+        for raw in [0u32, 1, 64, 66, 128, 130, 192, 195, 300, 64] {
+            let v = forwardingStatus::from(raw);
+            for _ in 0..2 {
+                let want = serde_json::to_string(&v).unwrap();
+                assert_eq!(forwarding_status_text(v), Some(Text::from(want)));
             }
         }
     }

@@ -169,7 +169,10 @@ pub fn flow_record(
     let mut times = Times::default();
     let mut sampling = SamplingFields::default();
     let mut sampler: Option<u64> = None;
+    // Sized once on the first extension (Cisco-like templates leave most of their fields to
+    // extensions); records without any allocate nothing.
     let mut extras: Vec<&Field> = Vec::new();
+    let room = fields.len() + 2;
     let mut addrs = Addrs::default();
     for f in fields {
         match f {
@@ -246,10 +249,12 @@ pub fn flow_record(
             Field::flowEndReason(r) => rec.flow_end_reason = Some(u8::from(*r)),
             Field::samplerId(v) => {
                 sampler = Some(u64::from(*v));
+                first_room(&mut extras, room);
                 extras.push(f);
             }
             Field::selectorId(v) => {
                 sampler = Some(*v);
+                first_room(&mut extras, room);
                 extras.push(f);
             }
             other => {
@@ -258,6 +263,7 @@ pub fn flow_record(
                 }
                 // Sampling elements fill `sampling_interval` and are kept as sent, too.
                 sampling.take(other);
+                first_room(&mut extras, room);
                 extras.push(other);
             }
         }
@@ -300,6 +306,14 @@ pub fn flow_record(
     rec.extensions.extend(extras.into_iter().map(extension));
     rec.set_flow_key();
     rec
+}
+
+/// Sizes `v` for `room` entries the first time something goes in (later calls cost a compare).
+#[inline]
+fn first_room<T>(v: &mut Vec<T>, room: usize) {
+    if v.capacity() == 0 {
+        v.reserve_exact(room);
+    }
 }
 
 /// The address elements of a record, last occurrence of each.

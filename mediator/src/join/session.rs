@@ -47,7 +47,12 @@ impl SessionRouterQos {
     /// (unmatched super-flows count too: the router carried them whatever the tap saw). Returns
     /// whether it was counted.
     pub fn add(&mut self, sf: &SuperFlow) -> bool {
-        let Some(sid) = sf.flow.flow_key.as_ref().and_then(|k| self.members.get(k)) else {
+        let Some(sid) = sf
+            .flow
+            .flow_key
+            .as_deref()
+            .and_then(|k| self.members.get(k))
+        else {
             return false;
         };
         let net = self.totals.entry(sid.clone()).or_default();

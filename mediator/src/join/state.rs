@@ -433,7 +433,7 @@ pub(crate) fn flow_heap_bytes(f: &FlowRecord) -> usize {
         })
         .sum();
     f.record_id.capacity()
-        + f.flow_key.as_ref().map_or(0, String::capacity)
+        + f.flow_key.as_ref().map_or(0, |k| k.capacity())
         + f.extensions.capacity() * size_of::<schemas::Extension>()
         + ext
 }

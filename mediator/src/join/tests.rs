@@ -676,7 +676,7 @@ fn flush_by_partition_then_all() {
     j.flush_partitions(&[0, 2], 4, p, &mut out);
     assert!(!out.is_empty() && out.len() < 200);
     for sf in &out {
-        assert!([0, 2].contains(&p.partition(keys[&sf.record_id], 4)));
+        assert!([0, 2].contains(&p.partition(keys[sf.record_id.as_str()], 4)));
         assert_eq!(sf.enrichment.status, MatchStatus::Partial);
     }
     let flushed = out.len();
@@ -788,7 +788,7 @@ mod prop {
                             r.flow_key = None;
                         }
                         // Unique per event, even when (n, p) repeats.
-                        r.record_id = format!("{n}-{p}-{}", sent.len());
+                        r.record_id = format!("{n}-{p}-{}", sent.len()).into();
                         sent.push(r.record_id.clone());
                         j.router(r, now, &mut out);
                     }

@@ -129,7 +129,7 @@ fn a_revocation_emits_the_revoked_partitions_then_commits_after_the_barrier() {
     let want_ids: BTreeSet<String> = fs
         .iter()
         .filter(|(_, p)| *p <= 1)
-        .map(|(f, _)| f.record_id.clone())
+        .map(|(f, _)| f.record_id.to_string())
         .collect();
     let got: BTreeSet<String> = seen.lock().expect("lock").supers.iter().cloned().collect();
     assert_eq!(
@@ -163,7 +163,7 @@ fn a_revocation_emits_the_revoked_partitions_then_commits_after_the_barrier() {
     })
     .expect("finish");
     let g = seen.lock().expect("lock");
-    let all: BTreeSet<String> = fs.iter().map(|(f, _)| f.record_id.clone()).collect();
+    let all: BTreeSet<String> = fs.iter().map(|(f, _)| f.record_id.to_string()).collect();
     assert_eq!(g.supers.len(), all.len(), "no router record twice");
     assert_eq!(g.supers.iter().cloned().collect::<BTreeSet<_>>(), all);
     drop(g);
@@ -188,7 +188,7 @@ fn a_settled_record_no_longer_holds_its_partition_back() {
     let (f, p) = &fs[0];
     let mut tap = schemas::sample::tap_record();
     // The tap's report covers the flow and classifies it: the router record settles at once.
-    tap.key.flow_key = f.flow_key.clone().expect("key");
+    tap.key.flow_key = f.flow_key.clone().expect("key").into();
     tap.first_seen_ms = f.flow_start_ms.expect("start") - 1000;
     tap.last_seen_ms = f.flow_end_ms.expect("end") + 1000;
     e.record(
@@ -247,7 +247,7 @@ fn tap_partitions_are_committed_at_the_oldest_report_the_join_may_use() {
         .iter()
         .map(|(f, _)| {
             let mut t = schemas::sample::tap_record();
-            t.key.flow_key = f.flow_key.clone().expect("key");
+            t.key.flow_key = f.flow_key.clone().expect("key").into();
             t
         })
         .collect();

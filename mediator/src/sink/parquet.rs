@@ -624,7 +624,7 @@ impl ParquetSink {
             if let Err(reason) = flow_arrow::check(r) {
                 report.rejected.push(Rejected {
                     index: i,
-                    record_id: Some(r.record_id.clone()),
+                    record_id: Some(r.record_id.as_str().to_owned()),
                     reason,
                 });
                 continue;
@@ -978,10 +978,10 @@ mod flow_arrow {
                 "float",
             ),
             ExtValue::Bool(x) => (x.to_string(), "bool"),
-            ExtValue::String(x) => (x.clone(), "string"),
-            ExtValue::Address(x) => (x.clone(), "address"),
+            ExtValue::String(x) => (x.to_string(), "string"),
+            ExtValue::Address(x) => (x.to_string(), "address"),
             ExtValue::TimeMs(x) => (x.to_string(), "time_ms"),
-            ExtValue::Hex(x) => (x.clone(), "hex"),
+            ExtValue::Hex(x) => (x.to_string(), "hex"),
         }
     }
 

@@ -142,7 +142,7 @@ fn decode_super(f: &FlowRecord) -> Result<SuperFlow, DecodeError> {
     }
     let mut s: SuperFlow = typed(RecordKind::SuperFlow, root)?;
     s.flow.set_flow_key();
-    s.record_id = s.flow.record_id.clone();
+    s.record_id = s.flow.record_id.as_str().to_owned();
     s.sync_columns();
     Ok(s)
 }
@@ -251,7 +251,7 @@ fn iana_value(e: &InfoElement, f: &FlowRecord) -> Result<Option<Value>, DecodeEr
                 ExtValue::Signed(n) | ExtValue::TimeMs(n) => Value::from(*n),
                 ExtValue::Float(n) => Number::from_f64(*n).map_or(Value::Null, Value::Number),
                 ExtValue::Bool(b) => Value::Bool(*b),
-                ExtValue::String(s) | ExtValue::Address(s) => Value::String(s.clone()),
+                ExtValue::String(s) | ExtValue::Address(s) => Value::String(s.to_string()),
                 ExtValue::Hex(h) => {
                     return Err(DecodeError::Value {
                         name: e.name.clone(),
