@@ -72,13 +72,14 @@ pub(crate) enum Side {
     FromServer,
 }
 
-/// The direction of a router record against a tap flow found by key.
-pub(crate) fn side_by_key(f: &FlowRecord, t: &TapSide) -> Side {
+/// The direction of a router record against a tap flow found by key (`flags`: the flow's [`tf`]
+/// flags).
+pub(crate) fn side_by_key(f: &FlowRecord, flags: u8) -> Side {
     let (Some(sa), Some(da)) = (f.src_addr, f.dst_addr) else {
         return Side::FromClient;
     };
     let src_low = is_low((sa, f.src_port.unwrap_or(0)), (da, f.dst_port.unwrap_or(0)));
-    if src_low == (t.flags & tf::CLIENT_LOW != 0) {
+    if src_low == (flags & tf::CLIENT_LOW != 0) {
         Side::FromClient
     } else {
         Side::FromServer
@@ -133,26 +134,23 @@ fn tap_packets_in_span(t: &TapSide, side: Side, s: i64, e: i64, tol: i64) -> f64
     p * (o / (l - f) as f64).clamp(0.0, 1.0)
 }
 
-/// Judges router record `r` (span `s..e`) against tap flow `t` found by key.
+/// Judges router record `r` (span `s..e`) against tap flow `t` (with [`tf`] flags `flags`).
 pub(crate) fn judge(
     cfg: &JoinConfig,
     r: &FlowRecord,
     (s, e): (i64, i64),
-    t: &TapSide,
+    (t, flags): (&TapSide, u8),
     side: Side,
     key_match: KeyMatch,
 ) -> Verdict {
     let tol = cfg.clock_tolerance_ms.min(i64::MAX as u64) as i64;
     let (f, l) = (t.first_seen_ms, t.last_seen_ms());
     let cov = coverage(s, e, f.saturating_sub(tol), l.saturating_add(tol));
-    let classified = t
-        .platform
-        .as_ref()
-        .is_some_and(|p| p.app_type != AppType::Unknown);
+    let classified = t.platform.app_type != AppType::Unknown;
     let full = cov >= cfg.min_coverage;
     // Settled: complete, or the tap flow is over and the router flow is not after it (a later
     // flow on the same key would be a new tap flow, worth waiting for).
-    let settled = (full && classified) || (t.ended && l.saturating_add(tol) >= s);
+    let settled = (full && classified) || (flags & tf::ENDED != 0 && l.saturating_add(tol) >= s);
     let status = if full && classified {
         MatchStatus::Matched
     } else if cov > 0.0 {
@@ -202,14 +200,14 @@ pub(crate) fn build(
     let Some(t) = t.filter(|_| v.status != MatchStatus::Unmatched) else {
         return sf;
     };
-    sf.app = t.platform.clone().map(schemas::shared::Shared);
+    sf.app = Some(schemas::shared::Shared(t.platform.clone()));
     sf.stats = Some(t.stats.to_stats(digest));
     sf.qoe = t.qoe.as_ref().map(|q| q.to_qoe());
     sf.enrichment = Enrichment {
         status: v.status,
         confidence: v.confidence.clamp(0.0, 1.0),
         tap: Some(tap_id.to_owned()),
-        matched_tap_records: t.reports,
+        matched_tap_records: u32::from(t.reports),
         key_match: v.key_match,
         router_tap_ratio: v.ratio,
     };
