@@ -20,19 +20,39 @@ pub(crate) fn router_span(f: &FlowRecord) -> (i64, i64) {
     (s.min(e), s.max(e))
 }
 
-/// Parses 16 hex digits (either case).
+/// Parses 16 hex digits (either case): eight bytes at a time, checked and converted with word
+/// arithmetic (about 40 instructions instead of 160 for a loop over the digits; every record pays
+/// it).
 pub(crate) fn parse_key(s: &str) -> Option<u64> {
     let b: &[u8; 16] = s.as_bytes().try_into().ok()?;
-    let mut v = 0u64;
-    for &c in b {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u64::from(d);
+    let (hi, lo) = b.split_at(8);
+    let hi = hex8(u64::from_be_bytes(hi.try_into().ok()?))?;
+    let lo = hex8(u64::from_be_bytes(lo.try_into().ok()?))?;
+    Some((hi << 32) | lo)
+}
+
+/// Eight ASCII hex digits (the first in the top byte) to their 32-bit value.
+fn hex8(x: u64) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if x & HIGH != 0 {
+        return None;
     }
+    // Per byte (all below 0x80, so no carry or borrow crosses bytes): high bit set when
+    // `lo <= v <= hi`.
+    let within =
+        |v: u64, lo: u64, hi: u64| (v + ONES * (0x80 - lo)) & (ONES * (0x80 + hi) - v) & HIGH;
+    let digit = within(x, b'0'.into(), b'9'.into());
+    // `| 0x20` maps 'A'..='F' onto 'a'..='f' and nothing else into that range.
+    let letter = within(x | (ONES * 0x20), b'a'.into(), b'f'.into());
+    if digit | letter != HIGH {
+        return None;
+    }
+    // Nibbles: a digit's low four bits, a letter's plus 9.
+    let mut v = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
+    v = (v | (v >> 4)) & 0x00ff_00ff_00ff_00ff;
+    v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+    v = (v | (v >> 16)) & 0xffff_ffff;
     Some(v)
 }
 
