@@ -10,6 +10,10 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+/// The product's allocator (as in `src/main.rs`), so the bench measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Messages per iteration: a whole number of template periods.
 const MESSAGES: usize = 1024;
 

@@ -12,6 +12,10 @@ use enrich_probe::flow::{FlowTable, LinkType, SendConfig};
 use enrich_probe::{Pipeline, ProbeConfig};
 use std::path::{Path, PathBuf};
 
+/// The product's allocator (as in `src/main.rs`), so the bench measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Frame {
     ts_ns: u64,
     link: LinkType,

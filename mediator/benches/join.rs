@@ -25,7 +25,7 @@
 //! join's instructions for exactly `5 × 20 000` records (the input's drop included, as in the
 //! timings).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
@@ -33,10 +33,12 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mediator::join::{JoinConfig, Joiner};
+use mimalloc::MiMalloc;
 use schemas::qoe::{ConferencingQoe, GamingQoe, Qoe, VideoQoe};
 use schemas::{AppPlatform, AppType, FlowRecord, RecordState, SuperFlow, TapKey, TapRecord};
 
-/// Counts live heap bytes while `ON` (off during the timings, so they pay one relaxed load).
+/// Counts live heap bytes while `ON` (off during the timings, so they pay one relaxed load), over
+/// the product's allocator (mimalloc, as in `src/main.rs`).
 struct Counting;
 static ON: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicI64 = AtomicI64::new(0);
@@ -46,19 +48,25 @@ unsafe impl GlobalAlloc for Counting {
         if ON.load(Relaxed) {
             LIVE.fetch_add(l.size() as i64, Relaxed);
         }
-        unsafe { System.alloc(l) }
+        unsafe { MiMalloc.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        if ON.load(Relaxed) {
+            LIVE.fetch_add(l.size() as i64, Relaxed);
+        }
+        unsafe { MiMalloc.alloc_zeroed(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         if ON.load(Relaxed) {
             LIVE.fetch_sub(l.size() as i64, Relaxed);
         }
-        unsafe { System.dealloc(p, l) }
+        unsafe { MiMalloc.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         if ON.load(Relaxed) {
             LIVE.fetch_add(new as i64 - l.size() as i64, Relaxed);
         }
-        unsafe { System.realloc(p, l, new) }
+        unsafe { MiMalloc.realloc(p, l, new) }
     }
 }
 

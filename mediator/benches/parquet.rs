@@ -19,6 +19,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mediator::sink::parquet::{flow_batch, ParquetSink, ParquetSinkConfig};
 use schemas::{ExtValue, Extension, FlowRecord, RecordKind};
 
+/// The product's allocator (as in `src/main.rs`), so the bench measures what ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const N: usize = 100_000;
 const CHUNK: usize = 8_192;
 const T0: i64 = 1_718_000_000_000;

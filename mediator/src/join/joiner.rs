@@ -128,7 +128,7 @@ impl Joiner {
         let span = router_span(flow);
         let at = self.table.get(key);
         if let Some(i) = at {
-            self.table.at_mut(i).touched = true;
+            self.table.at_mut(i).set_touched(true);
             if let Some(v) = self.judge_at(i, flow, span, own) {
                 if v.settled {
                     self.emit(Some(i), held.into_owned(), &v, out);
@@ -245,7 +245,7 @@ impl Joiner {
             }
         }
         for i in 0..self.table.slots() {
-            if self.table.at(i).live {
+            if self.table.at(i).live() {
                 while self.table.at(i).router_head != NIL {
                     // Unreachable in practice (every waiting record has a deadline): belt and braces.
                     self.m.router_flushed += 1;
@@ -280,7 +280,7 @@ impl Joiner {
         }
         for i in 0..self.table.slots() {
             let e = self.table.at(i);
-            if !e.live || e.tap.is_none() {
+            if !e.live() || e.tap.is_none() {
                 continue;
             }
             let tk = self.tap_key_of(i);
@@ -383,13 +383,13 @@ impl Joiner {
 
     /// The verdict against the tap flow of entry `i`, if it has one.
     fn judge_at(&self, i: u32, f: &FlowRecord, span: (i64, i64), own: u64) -> Option<Verdict> {
-        let t = self.table.at(i).tap.as_ref()?;
+        let t = self.table.at(i).tap()?;
         let km = if self.tap_key_of(i) == own {
             KeyMatch::Canonical
         } else {
             KeyMatch::KeyWithoutScope
         };
-        Some(judge(&self.cfg, f, span, t, side_by_key(f, t), km))
+        Some(judge(&self.cfg, f, span, t, side_by_key(f, t.1), km))
     }
 
     /// The verdict when a record is emitted whatever it is: by key, else (NAT mode) by server.
@@ -431,10 +431,10 @@ impl Joiner {
             };
             list.retain(|&(s, g)| {
                 let e = table.at(s);
-                e.live && e.gen == g && e.tap.is_some()
+                e.live() && e.gen == g && e.tap.is_some()
             });
             for &(s, _) in list.iter() {
-                let Some(t) = table.at(s).tap.as_ref() else {
+                let Some(t) = table.at(s).tap() else {
                     continue;
                 };
                 let v = judge(cfg, f, span, t, side, KeyMatch::Nat);
@@ -479,8 +479,9 @@ impl Joiner {
         }
         let key = self.table.at(i).key;
         let tap_key = self.tap_key_of(i);
-        let t = self.table.at(i).tap.as_ref();
-        let digest = match t.map_or(0, |t| t.flags) {
+        let e = self.table.at(i);
+        let t = e.tap.as_ref();
+        let digest = match e.tap_flags {
             fl if fl & tf::DIGEST_IS_KEY != 0 => schemas::ext::hex64(tap_key),
             fl if fl & tf::DIGEST_EMPTY != 0 => String::new(),
             _ => self
@@ -493,8 +494,9 @@ impl Joiner {
             .and_then(|t| self.tap_ids.get(usize::from(t.tap_id)))
             .map_or("", |s| s);
         out.push(build(flow, v, t, tap_id, digest));
-        if let Some(t) = self.table.at_mut(i).tap.as_mut() {
-            t.flags |= tf::JOINED;
+        let e = self.table.at_mut(i);
+        if e.tap.is_some() {
+            e.tap_flags |= tf::JOINED;
         }
     }
 
@@ -604,11 +606,11 @@ impl Joiner {
             let i = self.evict_hand;
             self.evict_hand = if i + 1 >= n { 0 } else { i + 1 };
             let e = self.table.at_mut(i);
-            if !e.live {
+            if !e.live() {
                 continue;
             }
-            if e.touched {
-                e.touched = false;
+            if e.touched() {
+                e.set_touched(false);
                 continue;
             }
             self.m.entries_evicted += 1;
@@ -629,7 +631,7 @@ impl Joiner {
         }
         let now_s = self.now_s();
         let e = self.table.at(i);
-        if !e.live || e.router_head != NIL {
+        if !e.live() || e.router_head != NIL {
             return;
         }
         match &e.tap {
@@ -650,11 +652,12 @@ impl Joiner {
         let Some(t) = e.tap.take() else {
             return;
         };
+        let flags = std::mem::take(&mut e.tap_flags);
         // NAT index references to this tap flow go stale.
         e.gen = e.gen.wrapping_add(1);
         self.tap_flows -= 1;
         self.tap_heap -= t.heap_bytes();
-        if t.flags & tf::JOINED == 0 {
+        if flags & tf::JOINED == 0 {
             self.m.tap_never_joined += 1;
         }
         if let Some(d) = self.digests.remove(&key) {
@@ -691,7 +694,7 @@ impl Joiner {
                 self.platforms.purge();
             }
             let e = self.table.at(i);
-            if !e.live || e.router_head != NIL {
+            if !e.live() || e.router_head != NIL {
                 continue;
             }
             match &e.tap {
@@ -745,11 +748,12 @@ impl Joiner {
             t.first_seen_ms.max(t.last_seen_ms),
         );
         let e = self.table.at_mut(i);
-        e.touched = true;
+        e.set_touched(true);
         let mut fresh = false;
         let was_none = e.tap.is_none();
+        let ended = e.tap_flags & tf::ENDED != 0;
         match &mut e.tap {
-            Some(s) if s.ended && first > s.last_seen_ms() => {
+            Some(s) if ended && first > s.last_seen_ms() => {
                 // Port reuse: a new flow on the key of one that ended.
                 self.m.tap_new_generation += 1;
                 self.tap_heap -= s.heap_bytes();
@@ -771,19 +775,19 @@ impl Joiner {
                 }
                 s.last_seq = t.seq;
                 s.tap_id = tap_id;
-                s.ended |= t.state == RecordState::End;
+                if t.state == RecordState::End {
+                    e.tap_flags |= tf::ENDED;
+                }
                 s.stats = CompactStats::new(&t.stats);
                 if !t.qoe.is_empty() {
                     self.tap_heap -= s.qoe.as_ref().map_or(0, |q| q.heap_bytes());
                     s.qoe = QoeBlock::from_qoe(&t.qoe);
                     self.tap_heap += s.qoe.as_ref().map_or(0, |q| q.heap_bytes());
                 }
-                let keep_old = t.app.app_type == AppType::Unknown
-                    && s.platform
-                        .as_ref()
-                        .is_some_and(|p| p.app_type != AppType::Unknown);
-                if !keep_old && s.platform.as_deref() != Some(&t.app) {
-                    s.platform = Some(self.platforms.intern(&t.app));
+                let keep_old =
+                    t.app.app_type == AppType::Unknown && s.platform.app_type != AppType::Unknown;
+                if !keep_old && *s.platform != t.app {
+                    s.platform = self.platforms.intern(&t.app);
                 }
             }
             None => {
@@ -800,23 +804,26 @@ impl Joiner {
             if client_low {
                 flags |= tf::CLIENT_LOW;
             }
+            if t.state == RecordState::End {
+                flags |= tf::ENDED;
+            }
             let mut s = TapSide {
+                first_seen_ms: 0,
                 stats: CompactStats::new(&t.stats),
-                platform: Some(self.platforms.intern(&t.app)),
+                platform: self.platforms.intern(&t.app),
                 qoe: QoeBlock::from_qoe(&t.qoe),
+                last_seen_delta: 0,
                 expires_s,
                 last_seq: t.seq,
                 reports: 1,
                 tap_id,
-                flags,
-                ended: t.state == RecordState::End,
-                ..TapSide::default()
             };
             s.set_span(first, last);
             self.tap_heap += s.heap_bytes();
             let e = self.table.at_mut(i);
             let gen = e.gen;
             e.tap = Some(s);
+            e.tap_flags = flags;
             if self.cfg.nat && was_none {
                 let h = server_hash(t.key.protocol, t.key.server_addr, t.key.server_port);
                 self.nat.entry(h).or_default().push((i, gen));
@@ -837,8 +844,9 @@ impl Joiner {
             self.digests_heap += d.len();
             self.digests.insert(key, d.as_str().into());
         }
-        if let Some(s) = self.table.at_mut(i).tap.as_mut() {
-            s.flags = (s.flags & !(tf::DIGEST_EMPTY | tf::DIGEST_IS_KEY)) | dflags;
+        let e = self.table.at_mut(i);
+        if e.tap.is_some() {
+            e.tap_flags = (e.tap_flags & !(tf::DIGEST_EMPTY | tf::DIGEST_IS_KEY)) | dflags;
         }
     }
 }

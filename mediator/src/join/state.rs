@@ -181,8 +181,11 @@ impl CompactStats {
     }
 }
 
-/// Flags of a [`TapSide`].
+/// Flags of a [`TapSide`] (kept in [`Entry::tap_flags`], where they fill the entry header's last
+/// byte; inside `TapSide` they would cost a padded word).
 pub(crate) mod tf {
+    /// The tap sent the flow's `end` report.
+    pub const ENDED: u8 = 1;
     /// The stats digest is the tap's flow key (the usual case); else it is in `State::digests`.
     pub const DIGEST_IS_KEY: u8 = 2;
     /// The stats digest is empty.
@@ -193,12 +196,14 @@ pub(crate) mod tf {
     pub const JOINED: u8 = 16;
 }
 
-/// What the join keeps of a tap flow: its span, its latest report, its application block.
-#[derive(Debug, Clone, Default)]
+/// What the join keeps of a tap flow: its span, its latest report, its application block. 120
+/// bytes, no padding; its flags are in [`Entry::tap_flags`], and the non-null `platform` gives
+/// `Option<TapSide>` its niche.
+#[derive(Debug, Clone)]
 pub(crate) struct TapSide {
     pub first_seen_ms: i64,
     pub stats: CompactStats,
-    pub platform: Option<Arc<AppPlatform>>,
+    pub platform: Arc<AppPlatform>,
     pub qoe: Option<Box<QoeBlock>>,
     /// `last_seen_ms - first_seen_ms` (saturated to 49 days).
     pub last_seen_delta: u32,
@@ -207,14 +212,11 @@ pub(crate) struct TapSide {
     pub expires_s: u32,
     /// Highest report sequence number merged.
     pub last_seq: u32,
-    /// Reports merged.
-    pub reports: u32,
+    /// Reports merged, saturated at 65 535 (a report every 30 s for 22 days); published as the
+    /// super-flow's `matched_tap_records`.
+    pub reports: u16,
     /// Interned tap id.
     pub tap_id: u16,
-    /// [`tf`] flags.
-    pub flags: u8,
-    /// The tap sent the flow's `end` report (a `bool`, which also gives `Option<TapSide>` its niche).
-    pub ended: bool,
 }
 
 impl TapSide {
@@ -233,7 +235,15 @@ impl TapSide {
     }
 }
 
-/// One key of the table.
+/// Bits of [`Entry::bits`].
+pub(crate) mod ef {
+    /// Slot in use.
+    pub const LIVE: u8 = 1;
+    /// Touched since the eviction hand last passed (CLOCK).
+    pub const TOUCHED: u8 = 2;
+}
+
+/// One key of the table: 136 bytes (a unit test pins it), a 16-byte header and the tap summary.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Entry {
     /// The table key (canonical key hash; without scope when `ignore_scope`).
@@ -241,14 +251,39 @@ pub(crate) struct Entry {
     /// First waiting router record ([`RouterSlot`]), `NIL` if none.
     pub router_head: u32,
     /// Bumped when the slot is freed or its tap summary dropped, so stale references (NAT index)
-    /// are detected. 16 bits keep the entry at 144 bytes; a slot would have to be reused 65 536
-    /// times between two looks at one NAT candidate list to fool it.
+    /// are detected. 16 bits keep the entry small; a slot would have to be reused 65 536 times
+    /// between two looks at one NAT candidate list to fool it.
     pub gen: u16,
+    /// [`ef`] bits.
+    pub bits: u8,
+    /// [`tf`] flags of `tap` (0 without one).
+    pub tap_flags: u8,
     pub tap: Option<TapSide>,
+}
+
+impl Entry {
     /// Slot in use.
-    pub live: bool,
-    /// Touched since the eviction hand last passed (CLOCK).
-    pub touched: bool,
+    pub(crate) fn live(&self) -> bool {
+        self.bits & ef::LIVE != 0
+    }
+
+    /// Touched since the eviction hand last passed.
+    pub(crate) fn touched(&self) -> bool {
+        self.bits & ef::TOUCHED != 0
+    }
+
+    pub(crate) fn set_touched(&mut self, on: bool) {
+        if on {
+            self.bits |= ef::TOUCHED;
+        } else {
+            self.bits &= !ef::TOUCHED;
+        }
+    }
+
+    /// The tap summary with its flags.
+    pub(crate) fn tap(&self) -> Option<(&TapSide, u8)> {
+        self.tap.as_ref().map(|t| (t, self.tap_flags))
+    }
 }
 
 /// A router record as the join holds it: owned, or shared with the caller (`run` publishes the same
@@ -584,9 +619,9 @@ impl Table {
         let e = self.at_mut(i);
         e.key = key;
         e.router_head = NIL;
-        e.live = true;
-        e.touched = true;
+        e.bits = ef::LIVE | ef::TOUCHED;
         e.tap = None;
+        e.tap_flags = 0;
         let chunks = &self.chunks;
         self.index.insert(key, i, |j| key_at(chunks, j));
         self.live += 1;
@@ -600,8 +635,9 @@ impl Table {
         self.index.remove(key, |j| key_at(chunks, j));
         let e = self.at_mut(i);
         debug_assert_eq!(e.router_head, NIL);
-        e.live = false;
+        e.bits = 0;
         e.tap = None;
+        e.tap_flags = 0;
         e.gen = e.gen.wrapping_add(1);
         self.free.push(i);
         self.live -= 1;

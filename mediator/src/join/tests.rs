@@ -827,7 +827,8 @@ mod prop {
 #[test]
 fn entry_stays_small() {
     // The bytes-per-pending-flow budget rests on this (see BENCHMARKS.md, "Join").
-    assert_eq!(std::mem::size_of::<super::state::Entry>(), 144);
+    assert_eq!(std::mem::size_of::<super::state::Entry>(), 136);
+    assert_eq!(std::mem::size_of::<super::state::TapSide>(), 120);
 }
 
 #[test]
@@ -845,5 +846,38 @@ fn keys_parse_as_sixteen_hex_digits_either_case() {
         "é23456789abcde",
     ] {
         assert_eq!(parse_key(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn keys_parse_as_a_digit_loop_would() {
+    use super::matching::parse_key;
+    fn by_digit(s: &str) -> Option<u64> {
+        if s.len() != 16 {
+            return None;
+        }
+        s.bytes().try_fold(0u64, |v, c| {
+            Some((v << 4) | u64::from((c as char).to_digit(16)?))
+        })
+    }
+    // Every byte value in every position, around a valid key; then random keys.
+    let base = *b"0123456789abcDEF";
+    for pos in 0..16 {
+        for c in 0..=255u8 {
+            let mut k = base;
+            k[pos] = c;
+            if let Ok(s) = std::str::from_utf8(&k) {
+                assert_eq!(parse_key(s), by_digit(s), "{s:?}");
+            }
+        }
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..10_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let s = format!("{x:016x}");
+        assert_eq!(parse_key(&s), Some(x));
+        assert_eq!(parse_key(&s.to_uppercase()), Some(x));
     }
 }
