@@ -60,11 +60,14 @@ use ::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVer
 use arrow_array::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
 use arrow_schema::{ArrowError, SchemaRef};
-use schemas::{FlowRecord, Record, RecordKind};
+use schemas::{FlowRecord, Record, RecordKind, SuperFlow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use flow_arrow::flow_batch;
+pub use super_arrow::super_batch;
+
+mod super_arrow;
 
 const MS_PER_HOUR: i64 = 3_600_000;
 /// Suffix of a file being written.
@@ -518,11 +521,20 @@ impl ParquetSink {
     /// Writes records of one kind, converting them with [`schemas::published::row`]. Rows are
     /// routed to their partition; see the module documentation for rejection and rolling.
     pub fn write<R: Record>(&mut self, records: &[R]) -> Result<WriteReport, ParquetSinkError> {
+        let refs: Vec<&R> = records.iter().collect();
+        self.write_refs(&refs)
+    }
+
+    /// [`ParquetSink::write`] for borrowed records (a batch that mixes record kinds).
+    pub fn write_refs<R: Record>(
+        &mut self,
+        records: &[&R],
+    ) -> Result<WriteReport, ParquetSinkError> {
         let mut rows = Vec::with_capacity(records.len());
         let mut index = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         for (i, r) in records.iter().enumerate() {
-            match schemas::published::row(r) {
+            match schemas::published::row(*r) {
                 Ok(v) => {
                     rows.push(v);
                     index.push(i);
@@ -616,21 +628,48 @@ impl ParquetSink {
         &mut self,
         records: &[&FlowRecord],
     ) -> Result<WriteReport, ParquetSinkError> {
+        self.write_direct(records, flow_arrow::check, flow_event_time_ms, flow_batch)
+    }
+
+    /// Writes super-flows through the direct SuperFlow → Arrow path ([`super_batch`]), skipping
+    /// the JSON value form. Same files as [`ParquetSink::write`] (see the tests); records that
+    /// do not fit are rejected as [`schemas::published::row`] would.
+    pub fn write_super_refs(
+        &mut self,
+        records: &[&SuperFlow],
+    ) -> Result<WriteReport, ParquetSinkError> {
+        self.write_direct(
+            records,
+            super_arrow::check,
+            |s: &SuperFlow| flow_event_time_ms(&s.flow),
+            super_batch,
+        )
+    }
+
+    /// The direct path of one kind: `check` each record, route it by its partition hour
+    /// (`event_ms` or the clock), build each hour's batch with `build`.
+    fn write_direct<R: Record>(
+        &mut self,
+        records: &[&R],
+        check: impl Fn(&R) -> Result<(), String>,
+        event_ms: impl Fn(&R) -> i64,
+        build: impl Fn(&SchemaRef, &[&R]) -> Result<RecordBatch, ArrowError>,
+    ) -> Result<WriteReport, ParquetSinkError> {
         let now = SystemTime::now();
         let now_ms = ms_since_epoch(now);
         let mut report = WriteReport::default();
-        let mut groups: Vec<(i64, Vec<&FlowRecord>)> = Vec::new();
+        let mut groups: Vec<(i64, Vec<&R>)> = Vec::new();
         for (i, &r) in records.iter().enumerate() {
-            if let Err(reason) = flow_arrow::check(r) {
+            if let Err(reason) = check(r) {
                 report.rejected.push(Rejected {
                     index: i,
-                    record_id: Some(r.record_id.clone()),
+                    record_id: Some(r.record_id().to_owned()),
                     reason,
                 });
                 continue;
             }
             let t = match self.cfg.partition_time {
-                PartitionTime::Event => flow_event_time_ms(r),
+                PartitionTime::Event => event_ms(r),
                 PartitionTime::Write => now_ms,
             };
             let hour = t.div_euclid(MS_PER_HOUR);
@@ -640,19 +679,19 @@ impl ParquetSink {
             }
         }
         add(&self.metrics.rows_rejected, report.rejected.len() as u64);
-        let schema = Arc::clone(&self.schemas[RecordKind::Flow as usize]);
+        let schema = Arc::clone(&self.schemas[R::KIND as usize]);
         for (hour, recs) in groups {
-            let batch = flow_batch(&schema, &recs).map_err(|source| {
+            let batch = build(&schema, &recs).map_err(|source| {
                 add(&self.metrics.write_errors, 1);
                 ParquetSinkError::Arrow {
-                    table: RecordKind::Flow.table_name(),
+                    table: R::KIND.table_name(),
                     rows: recs.len(),
                     source,
                 }
             })?;
             report.written += batch.num_rows();
             let key = PartitionKey {
-                kind: RecordKind::Flow,
+                kind: R::KIND,
                 hour,
             };
             self.write_batch(key, &batch, now)?;
