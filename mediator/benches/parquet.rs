@@ -24,7 +24,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use mediator::sink::parquet::{flow_batch, ParquetSink, ParquetSinkConfig};
 use schemas::{ExtValue, Extension, FlowRecord, RecordKind, SuperFlow};
 

@@ -12,7 +12,9 @@
 //! and `<seq>` a counter, so names never collide across restarts. The schema of each table is
 //! [`schemas::published::arrow_schema`], written as it is: timestamps are Parquet
 //! `INT64 TIMESTAMP(MILLIS, isAdjustedToUTC=true)`, which Spark, DuckDB and pyarrow read as
-//! UTC timestamps; every column has statistics (chunk and page level) and is zstd-compressed.
+//! UTC timestamps; every column is zstd-compressed and has statistics (chunk and page level) and
+//! dictionary encoding, except the distinct hex ids (`record_id`, `flow_key`, `digest`): plain
+//! encoding, no statistics (see `DISTINCT_COLUMNS`).
 //!
 //! # Never a partial file
 //! A file is written to a dot-prefixed `.tmp` name (Spark, DuckDB globs on `*.parquet` and
@@ -57,6 +59,7 @@ use ::parquet::basic::{Compression, ZstdLevel};
 use ::parquet::errors::ParquetError;
 use ::parquet::file::metadata::KeyValue;
 use ::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use ::parquet::schema::types::ColumnPath;
 use arrow_array::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
 use arrow_schema::{ArrowError, SchemaRef};
@@ -408,7 +411,7 @@ fn writer_properties(
             schemas::SCHEMA_VERSION.to_string(),
         ),
     ];
-    Ok(WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         // Version 1 data pages: the most widely read (older Spark/Hive, every DuckDB/pyarrow).
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(level))
@@ -416,9 +419,29 @@ fn writer_properties(
         .set_statistics_enabled(EnabledStatistics::Page)
         // List items named `element` as the Parquet spec says (Spark, Hive, Trino expect it).
         .set_coerce_types(true)
-        .set_key_value_metadata(Some(meta))
-        .build())
+        .set_key_value_metadata(Some(meta));
+    for path in DISTINCT_COLUMNS {
+        let path = ColumnPath::new(path.iter().map(|p| (*p).to_owned()).collect());
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    Ok(b.build())
 }
+
+/// Columns whose values are (nearly) all distinct: the 64-bit hex ids. A dictionary only costs
+/// there (the writer hashes every value into it, then falls back to plain encoding once it is
+/// full), and min/max statistics of random hex prune nothing. Paths of every table; a path a
+/// table does not have is ignored.
+const DISTINCT_COLUMNS: &[&[&str]] = &[
+    &["record_id"],
+    &["flow_key"],
+    &["flow", "record_id"],
+    &["flow", "flow_key"],
+    &["key", "flow_key"],
+    &["stats", "digest"],
+    &["network", "stats", "digest"],
+];
 
 impl ParquetSink {
     /// Opens the sink over `cfg.dir` (created if missing) and deletes the `.tmp` files a crashed
@@ -1043,12 +1066,42 @@ mod flow_arrow {
     fn strs<'a>(recs: &[&'a FlowRecord], f: impl Fn(&'a FlowRecord) -> &'a str) -> ArrayRef {
         arc(StringArray::from_iter_values(recs.iter().map(|r| f(r))))
     }
+    /// An IPv4 address in dotted decimal (as `Display` writes it) into `out`; returns the length.
+    /// `Display` goes through the formatter's padding machinery, several times slower per address.
+    pub(super) fn ipv4_text(a: std::net::Ipv4Addr, out: &mut [u8; 15]) -> usize {
+        let mut n = 0;
+        for (i, o) in a.octets().into_iter().enumerate() {
+            if i > 0 {
+                out[n] = b'.';
+                n += 1;
+            }
+            if o >= 100 {
+                out[n] = b'0' + o / 100;
+                n += 1;
+            }
+            if o >= 10 {
+                out[n] = b'0' + (o / 10) % 10;
+                n += 1;
+            }
+            out[n] = b'0' + o % 10;
+            n += 1;
+        }
+        n
+    }
+
     /// IP addresses as text, formatted straight into the array's buffer (no `String` per row).
     fn ips(recs: &[&FlowRecord], f: impl Fn(&FlowRecord) -> Option<std::net::IpAddr>) -> ArrayRef {
         use std::fmt::Write as _;
+        use std::net::IpAddr;
         let mut b = arrow_array::builder::StringBuilder::with_capacity(recs.len(), recs.len() * 16);
+        let mut v4 = [0u8; 15];
         for r in recs {
             match f(r) {
+                Some(IpAddr::V4(a)) => {
+                    let n = ipv4_text(a, &mut v4);
+                    // Digits and dots only: always UTF-8.
+                    b.append_value(std::str::from_utf8(&v4[..n]).unwrap_or_default());
+                }
                 Some(a) => {
                     // Writing to the builder's buffer cannot fail.
                     let _ = write!(b, "{a}");
@@ -1272,6 +1325,31 @@ mod tests {
             Some(f.received_time_ms)
         );
         assert_eq!(flow_event_time_ms(&f), f.received_time_ms);
+    }
+
+    #[test]
+    fn ipv4_text_is_display() {
+        let mut buf = [0u8; 15];
+        for a in [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [10, 0, 9, 100],
+            [192, 168, 1, 1],
+            [1, 20, 199, 250],
+        ] {
+            let ip = std::net::Ipv4Addr::from(a);
+            let n = flow_arrow::ipv4_text(ip, &mut buf);
+            assert_eq!(&buf[..n], ip.to_string().as_bytes());
+        }
+        let mut x: u32 = 0x9e37_79b9;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let ip = std::net::Ipv4Addr::from(x);
+            let n = flow_arrow::ipv4_text(ip, &mut buf);
+            assert_eq!(&buf[..n], ip.to_string().as_bytes());
+        }
     }
 
     #[test]
