@@ -9,15 +9,24 @@
 //! - `direct_arrow_only`: `flow_batch` alone;
 //! - `json_lines`: `serde_json::to_writer` of the same records, for comparison.
 //!
+//! Group `parquet_super_flows`, the same records as super-flows (what `run` writes besides each
+//! router flow): `unmatched_generic` / `unmatched_direct` (a site without a tap: every super-flow
+//! unmatched), `mixed_generic` / `mixed_direct` (one in three matched with the sample's app,
+//! stats and QoE), through `ParquetSink::write` and `ParquetSink::write_super_refs`.
+//!
 //! Before the timings it prints the bytes per record of the Parquet files and of JSON lines.
+//!
+//! For instruction counts (callgrind, `perf stat`): `SNF_PARQUET_ONCE=<case>` runs one case once
+//! over the 100 000 records and exits, with `<case>` one of `flows_direct`, `flows_generic`,
+//! `supers_direct`, `supers_generic`, `mixed_direct`, `mixed_generic`.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use mediator::sink::parquet::{flow_batch, ParquetSink, ParquetSinkConfig};
-use schemas::{ExtValue, Extension, FlowRecord, RecordKind};
+use schemas::{ExtValue, Extension, FlowRecord, RecordKind, SuperFlow};
 
 /// The product's allocator (as in `src/main.rs`), so the bench measures what ships.
 #[global_allocator]
@@ -88,13 +97,36 @@ fn flows(n: usize) -> Vec<FlowRecord> {
         .collect()
 }
 
-fn run(recs: &[FlowRecord], direct: bool) -> u64 {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let mut sink = ParquetSink::new(ParquetSinkConfig {
-        dir: tmp.path().to_path_buf(),
+/// The records as super-flows: all unmatched, or one in three matched with the sample's app,
+/// stats and QoE (`mixed`).
+fn supers(recs: &[FlowRecord], mixed: bool) -> Vec<SuperFlow> {
+    let base = schemas::sample::super_flow();
+    recs.iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if mixed && i % 3 == 0 {
+                let mut s = base.clone();
+                s.record_id = f.record_id.clone();
+                s.flow = f.clone();
+                s
+            } else {
+                SuperFlow::unmatched(f.clone())
+            }
+        })
+        .collect()
+}
+
+fn sink(dir: &std::path::Path) -> ParquetSink {
+    ParquetSink::new(ParquetSinkConfig {
+        dir: dir.to_path_buf(),
         ..ParquetSinkConfig::default()
     })
-    .expect("sink");
+    .expect("sink")
+}
+
+fn run(recs: &[FlowRecord], direct: bool) -> u64 {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sink = sink(tmp.path());
     for c in recs.chunks(CHUNK) {
         if direct {
             sink.write_flows(c).expect("write");
@@ -103,6 +135,38 @@ fn run(recs: &[FlowRecord], direct: bool) -> u64 {
         }
     }
     sink.close().expect("close").bytes_committed
+}
+
+fn run_supers(recs: &[SuperFlow], direct: bool) -> u64 {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sink = sink(tmp.path());
+    for c in recs.chunks(CHUNK) {
+        if direct {
+            let refs: Vec<&SuperFlow> = c.iter().collect();
+            sink.write_super_refs(&refs).expect("write");
+        } else {
+            sink.write(c).expect("write");
+        }
+    }
+    sink.close().expect("close").bytes_committed
+}
+
+/// `SNF_PARQUET_ONCE=<case>`: one run of one case, for instruction counts.
+fn once(case: &str) {
+    let recs = flows(N);
+    let bytes = match case {
+        "flows_direct" => run(&recs, true),
+        "flows_generic" => run(&recs, false),
+        "supers_direct" => run_supers(&supers(&recs, false), true),
+        "supers_generic" => run_supers(&supers(&recs, false), false),
+        "mixed_direct" => run_supers(&supers(&recs, true), true),
+        "mixed_generic" => run_supers(&supers(&recs, true), false),
+        other => panic!("SNF_PARQUET_ONCE: unknown case {other}"),
+    };
+    println!(
+        "{case}: {N} records, {bytes} bytes, {:.1} bytes/record",
+        bytes as f64 / N as f64
+    );
 }
 
 fn bench(c: &mut Criterion) {
@@ -154,7 +218,30 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    let unmatched = supers(&recs, false);
+    let mixed = supers(&recs, true);
+    let mut g = c.benchmark_group("parquet_super_flows");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N as u64));
+    for (name, recs, direct) in [
+        ("unmatched_generic", &unmatched, false),
+        ("unmatched_direct", &unmatched, true),
+        ("mixed_generic", &mixed, false),
+        ("mixed_direct", &mixed, true),
+    ] {
+        g.bench_function(name, |b| b.iter(|| black_box(run_supers(recs, direct))));
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(case) = std::env::var("SNF_PARQUET_ONCE") {
+        once(&case);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

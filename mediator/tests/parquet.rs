@@ -1,5 +1,6 @@
 //! The Parquet sink against real files in a temporary directory: partitions, round trip, rolling,
-//! crash recovery (drop without close, `kill -9` of a writer process), the direct FlowRecord path,
+//! crash recovery (drop without close, `kill -9` of a writer process), the direct FlowRecord and
+//! SuperFlow paths,
 //! and external readers (pyarrow, DuckDB, Spark when installed: `tests/parquet_readers.py`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,11 +15,11 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMillisecondType};
 use arrow_array::{Array, RecordBatch};
 use mediator::sink::parquet::{
-    flow_batch, partition_path, ParquetSink, ParquetSinkConfig, PartitionTime,
+    flow_batch, partition_path, super_batch, ParquetSink, ParquetSinkConfig, PartitionTime,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use schemas::{ExtValue, Extension, FlowRecord, RecordKind};
+use schemas::{ExtValue, Extension, FlowRecord, RecordKind, SuperFlow};
 
 const HOUR: i64 = 3_600_000;
 /// 2024-06-10T06:13:20Z, the record model's sample time.
@@ -269,11 +270,25 @@ fn parquet_metadata_timestamps_and_compression() {
                 c.column_path(),
                 c.compression()
             );
-            assert!(
+            // The distinct hex ids have neither statistics nor a dictionary; the rest both
+            // (where the dictionary pays: every column starts with one).
+            let distinct = matches!(c.column_path().string().as_str(), "record_id" | "flow_key");
+            assert_eq!(
                 c.statistics().is_some(),
-                "{} has no statistics",
+                !distinct,
+                "{} statistics",
                 c.column_path()
             );
+            let dict = c.encodings().any(|e| {
+                matches!(
+                    e,
+                    parquet::basic::Encoding::PLAIN_DICTIONARY
+                        | parquet::basic::Encoding::RLE_DICTIONARY
+                )
+            });
+            if distinct {
+                assert!(!dict, "{} has a dictionary", c.column_path());
+            }
         }
         let kv = md
             .file_metadata()
@@ -460,6 +475,178 @@ fn direct_flow_path_matches_the_generic_path() {
     let (ra, rb) = (rel(a.path()), rel(b.path()));
     assert_eq!(ra.len(), rb.len());
     for ((da, ba), (db, bb)) in ra.iter().zip(&rb) {
+        assert_eq!(da, db);
+        assert_eq!(ba, bb);
+    }
+}
+
+/// Super-flows of every shape: matched with app and each QoE block, partial, unmatched (from the
+/// `flows` above, with and without extensions), NaN in nullable floats, lists filled and empty.
+fn super_flows(n: usize) -> Vec<SuperFlow> {
+    use schemas::{
+        AppType, BufferState, ConferencingQoe, DetectionMethod, MatchStatus, Qoe, VideoQoe,
+    };
+    let base = schemas::sample::super_flow();
+    flows(n, 2)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut f)| {
+            if i % 4 == 0 {
+                f.extensions.clear();
+            }
+            match i % 5 {
+                0 | 1 => SuperFlow::unmatched(f),
+                2 => {
+                    // Matched with the sample's app, stats and gaming QoE.
+                    let mut s = base.clone();
+                    s.record_id = f.record_id.clone();
+                    s.flow = f;
+                    s
+                }
+                3 => {
+                    // Partial: app and stats, no QoE; NaN in nullable floats.
+                    let mut s = base.clone();
+                    s.record_id = f.record_id.clone();
+                    s.flow = f;
+                    s.qoe = None;
+                    s.enrichment.status = MatchStatus::Partial;
+                    s.enrichment.tap = None;
+                    s.enrichment.router_tap_ratio = Some(f32::NAN);
+                    if let Some(st) = s.stats.as_mut() {
+                        st.rtt_avg_ms = Some(f32::INFINITY);
+                        st.jitter_ms = None;
+                    }
+                    if let Some(a) = s.app.as_mut() {
+                        let a = a.make_mut();
+                        a.app_type = AppType::VideoStreaming;
+                        a.alpn = vec!["h2".into(), "http/1.1".into()];
+                        a.detection_method = DetectionMethod::Sni;
+                        a.sni = Some("video.example".into());
+                    }
+                    s.sync_columns();
+                    s
+                }
+                _ => {
+                    // Matched with video and conferencing QoE, no stats.
+                    let mut s = base.clone();
+                    s.record_id = f.record_id.clone();
+                    s.flow = f;
+                    s.stats = None;
+                    s.qoe = Some(Qoe {
+                        video: Some(VideoQoe {
+                            window_start_ms: T0,
+                            window_end_ms: T0 + 30_000,
+                            resolution: Some("1080p".into()),
+                            height_px: Some(1080),
+                            bitrate_kbps: None,
+                            startup_delay_ms: Some(800),
+                            stalls: 1,
+                            stall_ms: 1_200,
+                            buffer_state: BufferState::Draining,
+                        }),
+                        gaming: None,
+                        conferencing: Some(ConferencingQoe {
+                            window_start_ms: T0,
+                            window_end_ms: T0 + 30_000,
+                            jitter_ms: Some(4.5),
+                            loss_ratio: None,
+                            frame_rate: Some(f32::NAN),
+                            stutter_events: 2,
+                            dropouts: 0,
+                            mos: Some(4.2),
+                            media: if i % 2 == 0 {
+                                vec!["audio".into()]
+                            } else {
+                                Vec::new()
+                            },
+                            streams: 2,
+                        }),
+                    });
+                    s
+                }
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn direct_super_flow_path_matches_the_generic_path() {
+    let schema = Arc::new(schemas::published::arrow_schema(RecordKind::SuperFlow));
+    let recs = super_flows(400);
+    // The in-memory batches are equal column by column.
+    let rows: Vec<serde_json::Value> = recs
+        .iter()
+        .map(|r| schemas::published::row(r).expect("row"))
+        .collect();
+    let mut dec = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
+        .build_decoder()
+        .expect("decoder");
+    dec.serialize(&rows).expect("serialize");
+    let generic = dec.flush().expect("flush").expect("batch");
+    let refs: Vec<&SuperFlow> = recs.iter().collect();
+    let direct = super_batch(&schema, &refs).expect("direct");
+    assert_eq!(generic.schema(), direct.schema());
+    for (i, f) in schema.fields().iter().enumerate() {
+        assert_eq!(
+            generic.column(i).to_data(),
+            direct.column(i).to_data(),
+            "column {}",
+            f.name()
+        );
+    }
+
+    // Records that do not fit are rejected by both paths, the same ones; the rest written.
+    let mut all = recs.clone();
+    let mut big = all[2].clone();
+    big.record_id = "00000000000000aa".into();
+    if let Some(st) = big.stats.as_mut() {
+        st.total_bytes = u64::MAX;
+    }
+    all.push(big);
+    let mut nan = all[3].clone();
+    nan.record_id = "00000000000000bb".into();
+    nan.enrichment.confidence = f32::NAN;
+    all.push(nan);
+
+    // The files: both paths give the same partitions and the same rows.
+    let (a, b) = (
+        tempfile::tempdir().expect("a"),
+        tempfile::tempdir().expect("b"),
+    );
+    let mut s = ParquetSink::new(cfg(a.path())).expect("sink");
+    let ra = s.write(&all).expect("write");
+    s.close().expect("close");
+    let mut s = ParquetSink::new(cfg(b.path())).expect("sink");
+    let all_refs: Vec<&SuperFlow> = all.iter().collect();
+    let rb = s.write_super_refs(&all_refs).expect("write");
+    s.close().expect("close");
+    let ids = |r: &mediator::sink::parquet::WriteReport| {
+        r.rejected
+            .iter()
+            .map(|x| (x.index, x.record_id.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&ra), ids(&rb));
+    assert_eq!(ra.rejected.len(), 2, "{:?}", ra.rejected);
+    assert_eq!((ra.written, rb.written), (recs.len(), recs.len()));
+    let rel = |d: &Path| {
+        visible(d)
+            .iter()
+            .map(|p| {
+                let dir = p
+                    .parent()
+                    .expect("parent")
+                    .strip_prefix(d)
+                    .expect("under")
+                    .to_path_buf();
+                (dir, read(p))
+            })
+            .collect::<Vec<_>>()
+    };
+    let (fa, fb) = (rel(a.path()), rel(b.path()));
+    assert_eq!(fa.len(), fb.len());
+    assert!(fa.len() >= 2, "the records span partitions");
+    for ((da, ba), (db, bb)) in fa.iter().zip(&fb) {
         assert_eq!(da, db);
         assert_eq!(ba, bb);
     }

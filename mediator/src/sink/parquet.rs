@@ -12,7 +12,9 @@
 //! and `<seq>` a counter, so names never collide across restarts. The schema of each table is
 //! [`schemas::published::arrow_schema`], written as it is: timestamps are Parquet
 //! `INT64 TIMESTAMP(MILLIS, isAdjustedToUTC=true)`, which Spark, DuckDB and pyarrow read as
-//! UTC timestamps; every column has statistics (chunk and page level) and is zstd-compressed.
+//! UTC timestamps; every column is zstd-compressed and has statistics (chunk and page level) and
+//! dictionary encoding, except the distinct hex ids (`record_id`, `flow_key`, `digest`): plain
+//! encoding, no statistics (see `DISTINCT_COLUMNS`).
 //!
 //! # Never a partial file
 //! A file is written to a dot-prefixed `.tmp` name (Spark, DuckDB globs on `*.parquet` and
@@ -57,14 +59,18 @@ use ::parquet::basic::{Compression, ZstdLevel};
 use ::parquet::errors::ParquetError;
 use ::parquet::file::metadata::KeyValue;
 use ::parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use ::parquet::schema::types::ColumnPath;
 use arrow_array::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
 use arrow_schema::{ArrowError, SchemaRef};
-use schemas::{FlowRecord, Record, RecordKind};
+use schemas::{FlowRecord, Record, RecordKind, SuperFlow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use flow_arrow::flow_batch;
+pub use super_arrow::super_batch;
+
+mod super_arrow;
 
 const MS_PER_HOUR: i64 = 3_600_000;
 /// Suffix of a file being written.
@@ -405,7 +411,7 @@ fn writer_properties(
             schemas::SCHEMA_VERSION.to_string(),
         ),
     ];
-    Ok(WriterProperties::builder()
+    let mut b = WriterProperties::builder()
         // Version 1 data pages: the most widely read (older Spark/Hive, every DuckDB/pyarrow).
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(level))
@@ -413,9 +419,29 @@ fn writer_properties(
         .set_statistics_enabled(EnabledStatistics::Page)
         // List items named `element` as the Parquet spec says (Spark, Hive, Trino expect it).
         .set_coerce_types(true)
-        .set_key_value_metadata(Some(meta))
-        .build())
+        .set_key_value_metadata(Some(meta));
+    for path in DISTINCT_COLUMNS {
+        let path = ColumnPath::new(path.iter().map(|p| (*p).to_owned()).collect());
+        b = b
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    }
+    Ok(b.build())
 }
+
+/// Columns whose values are (nearly) all distinct: the 64-bit hex ids. A dictionary only costs
+/// there (the writer hashes every value into it, then falls back to plain encoding once it is
+/// full), and min/max statistics of random hex prune nothing. Paths of every table; a path a
+/// table does not have is ignored.
+const DISTINCT_COLUMNS: &[&[&str]] = &[
+    &["record_id"],
+    &["flow_key"],
+    &["flow", "record_id"],
+    &["flow", "flow_key"],
+    &["key", "flow_key"],
+    &["stats", "digest"],
+    &["network", "stats", "digest"],
+];
 
 impl ParquetSink {
     /// Opens the sink over `cfg.dir` (created if missing) and deletes the `.tmp` files a crashed
@@ -518,11 +544,20 @@ impl ParquetSink {
     /// Writes records of one kind, converting them with [`schemas::published::row`]. Rows are
     /// routed to their partition; see the module documentation for rejection and rolling.
     pub fn write<R: Record>(&mut self, records: &[R]) -> Result<WriteReport, ParquetSinkError> {
+        let refs: Vec<&R> = records.iter().collect();
+        self.write_refs(&refs)
+    }
+
+    /// [`ParquetSink::write`] for borrowed records (a batch that mixes record kinds).
+    pub fn write_refs<R: Record>(
+        &mut self,
+        records: &[&R],
+    ) -> Result<WriteReport, ParquetSinkError> {
         let mut rows = Vec::with_capacity(records.len());
         let mut index = Vec::with_capacity(records.len());
         let mut rejected = Vec::new();
         for (i, r) in records.iter().enumerate() {
-            match schemas::published::row(r) {
+            match schemas::published::row(*r) {
                 Ok(v) => {
                     rows.push(v);
                     index.push(i);
@@ -616,21 +651,48 @@ impl ParquetSink {
         &mut self,
         records: &[&FlowRecord],
     ) -> Result<WriteReport, ParquetSinkError> {
+        self.write_direct(records, flow_arrow::check, flow_event_time_ms, flow_batch)
+    }
+
+    /// Writes super-flows through the direct SuperFlow → Arrow path ([`super_batch`]), skipping
+    /// the JSON value form. Same files as [`ParquetSink::write`] (see the tests); records that
+    /// do not fit are rejected as [`schemas::published::row`] would.
+    pub fn write_super_refs(
+        &mut self,
+        records: &[&SuperFlow],
+    ) -> Result<WriteReport, ParquetSinkError> {
+        self.write_direct(
+            records,
+            super_arrow::check,
+            |s: &SuperFlow| flow_event_time_ms(&s.flow),
+            super_batch,
+        )
+    }
+
+    /// The direct path of one kind: `check` each record, route it by its partition hour
+    /// (`event_ms` or the clock), build each hour's batch with `build`.
+    fn write_direct<R: Record>(
+        &mut self,
+        records: &[&R],
+        check: impl Fn(&R) -> Result<(), String>,
+        event_ms: impl Fn(&R) -> i64,
+        build: impl Fn(&SchemaRef, &[&R]) -> Result<RecordBatch, ArrowError>,
+    ) -> Result<WriteReport, ParquetSinkError> {
         let now = SystemTime::now();
         let now_ms = ms_since_epoch(now);
         let mut report = WriteReport::default();
-        let mut groups: Vec<(i64, Vec<&FlowRecord>)> = Vec::new();
+        let mut groups: Vec<(i64, Vec<&R>)> = Vec::new();
         for (i, &r) in records.iter().enumerate() {
-            if let Err(reason) = flow_arrow::check(r) {
+            if let Err(reason) = check(r) {
                 report.rejected.push(Rejected {
                     index: i,
-                    record_id: Some(r.record_id.as_str().to_owned()),
+                    record_id: Some(r.record_id().to_owned()),
                     reason,
                 });
                 continue;
             }
             let t = match self.cfg.partition_time {
-                PartitionTime::Event => flow_event_time_ms(r),
+                PartitionTime::Event => event_ms(r),
                 PartitionTime::Write => now_ms,
             };
             let hour = t.div_euclid(MS_PER_HOUR);
@@ -640,19 +702,19 @@ impl ParquetSink {
             }
         }
         add(&self.metrics.rows_rejected, report.rejected.len() as u64);
-        let schema = Arc::clone(&self.schemas[RecordKind::Flow as usize]);
+        let schema = Arc::clone(&self.schemas[R::KIND as usize]);
         for (hour, recs) in groups {
-            let batch = flow_batch(&schema, &recs).map_err(|source| {
+            let batch = build(&schema, &recs).map_err(|source| {
                 add(&self.metrics.write_errors, 1);
                 ParquetSinkError::Arrow {
-                    table: RecordKind::Flow.table_name(),
+                    table: R::KIND.table_name(),
                     rows: recs.len(),
                     source,
                 }
             })?;
             report.written += batch.num_rows();
             let key = PartitionKey {
-                kind: RecordKind::Flow,
+                kind: R::KIND,
                 hour,
             };
             self.write_batch(key, &batch, now)?;
@@ -1004,12 +1066,42 @@ mod flow_arrow {
     fn strs<'a>(recs: &[&'a FlowRecord], f: impl Fn(&'a FlowRecord) -> &'a str) -> ArrayRef {
         arc(StringArray::from_iter_values(recs.iter().map(|r| f(r))))
     }
+    /// An IPv4 address in dotted decimal (as `Display` writes it) into `out`; returns the length.
+    /// `Display` goes through the formatter's padding machinery, several times slower per address.
+    pub(super) fn ipv4_text(a: std::net::Ipv4Addr, out: &mut [u8; 15]) -> usize {
+        let mut n = 0;
+        for (i, o) in a.octets().into_iter().enumerate() {
+            if i > 0 {
+                out[n] = b'.';
+                n += 1;
+            }
+            if o >= 100 {
+                out[n] = b'0' + o / 100;
+                n += 1;
+            }
+            if o >= 10 {
+                out[n] = b'0' + (o / 10) % 10;
+                n += 1;
+            }
+            out[n] = b'0' + o % 10;
+            n += 1;
+        }
+        n
+    }
+
     /// IP addresses as text, formatted straight into the array's buffer (no `String` per row).
     fn ips(recs: &[&FlowRecord], f: impl Fn(&FlowRecord) -> Option<std::net::IpAddr>) -> ArrayRef {
         use std::fmt::Write as _;
+        use std::net::IpAddr;
         let mut b = arrow_array::builder::StringBuilder::with_capacity(recs.len(), recs.len() * 16);
+        let mut v4 = [0u8; 15];
         for r in recs {
             match f(r) {
+                Some(IpAddr::V4(a)) => {
+                    let n = ipv4_text(a, &mut v4);
+                    // Digits and dots only: always UTF-8.
+                    b.append_value(std::str::from_utf8(&v4[..n]).unwrap_or_default());
+                }
                 Some(a) => {
                     // Writing to the builder's buffer cannot fail.
                     let _ = write!(b, "{a}");
@@ -1233,6 +1325,31 @@ mod tests {
             Some(f.received_time_ms)
         );
         assert_eq!(flow_event_time_ms(&f), f.received_time_ms);
+    }
+
+    #[test]
+    fn ipv4_text_is_display() {
+        let mut buf = [0u8; 15];
+        for a in [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [10, 0, 9, 100],
+            [192, 168, 1, 1],
+            [1, 20, 199, 250],
+        ] {
+            let ip = std::net::Ipv4Addr::from(a);
+            let n = flow_arrow::ipv4_text(ip, &mut buf);
+            assert_eq!(&buf[..n], ip.to_string().as_bytes());
+        }
+        let mut x: u32 = 0x9e37_79b9;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let ip = std::net::Ipv4Addr::from(x);
+            let n = flow_arrow::ipv4_text(ip, &mut buf);
+            assert_eq!(&buf[..n], ip.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! publishes ([`AnyRecord`]): router flows, tap records, super-flows and application sessions.
 //!
 //! - [`ParquetRecords`]: one table per kind (`flow_records`, `tap_records`, `super_flows`,
-//!   `app_sessions`); router flows take the direct Arrow path, the others their row form.
+//!   `app_sessions`); router flows and super-flows take the direct Arrow path, the others their
+//!   row form. Records are borrowed from the batch, never copied.
 //! - [`KafkaRecords`]: one message per record on the kind's topic, keyed by the canonical
 //!   flow-key hash (sessions: the session id), with the record id in the `record_id` header. JSON
 //!   (default) is the record's serde form — for a router flow exactly what `supernetflow decode`
@@ -71,16 +72,30 @@ fn group(batch: &[AnyRecord]) -> Grouped<'_> {
 pub struct ParquetRecords(pub ParquetSink);
 
 impl ParquetRecords {
-    fn write_kind<R: Record + Clone>(&mut self, recs: &[&R]) -> Result<u64, String> {
+    /// Writes one kind through its row form (tap records, sessions), borrowing the records.
+    fn write_kind<R: Record>(&mut self, recs: &[&R]) -> Result<u64, String> {
         if recs.is_empty() {
             return Ok(0);
         }
-        let owned: Vec<R> = recs.iter().map(|r| (*r).clone()).collect();
-        let r = self.0.write(&owned).map_err(|e| e.to_string())?;
-        for x in r.rejected.iter().take(1) {
-            tracing::warn!(kind = %R::KIND, record_id = ?x.record_id, reason = %x.reason, rejected = r.rejected.len(), "Parquet sink refused records");
-        }
+        let r = self.0.write_refs(recs).map_err(|e| e.to_string())?;
+        log_rejected(R::KIND, &r);
         Ok(r.rejected.len() as u64)
+    }
+
+    /// Writes super-flows through the direct Arrow path, borrowing the records.
+    fn write_supers(&mut self, recs: &[&SuperFlow]) -> Result<u64, String> {
+        if recs.is_empty() {
+            return Ok(0);
+        }
+        let r = self.0.write_super_refs(recs).map_err(|e| e.to_string())?;
+        log_rejected(RecordKind::SuperFlow, &r);
+        Ok(r.rejected.len() as u64)
+    }
+}
+
+fn log_rejected(kind: RecordKind, r: &super::parquet::WriteReport) {
+    for x in r.rejected.iter().take(1) {
+        tracing::warn!(kind = %kind, record_id = ?x.record_id, reason = %x.reason, rejected = r.rejected.len(), "Parquet sink refused records");
     }
 }
 
@@ -108,7 +123,7 @@ impl BatchSink<AnyRecord> for ParquetRecords {
         let g = group(batch);
         let mut rejected = self.write_flows(&g.flows)?;
         rejected += self.write_kind(&g.taps)?;
-        rejected += self.write_kind(&g.supers)?;
+        rejected += self.write_supers(&g.supers)?;
         rejected += self.write_kind(&g.sessions)?;
         Ok(rejected)
     }
@@ -142,9 +157,7 @@ impl ParquetRecords {
             return Ok(0);
         }
         let r = self.0.write_flow_refs(flows).map_err(|e| e.to_string())?;
-        for x in r.rejected.iter().take(1) {
-            tracing::warn!(record_id = ?x.record_id, reason = %x.reason, rejected = r.rejected.len(), "Parquet sink refused records");
-        }
+        log_rejected(RecordKind::Flow, &r);
         Ok(r.rejected.len() as u64)
     }
 }
