@@ -12,7 +12,8 @@
 #   run-kafka    supernetflow run, Kafka JSON to a tansu broker started for the run (stored =
 #                messages the broker confirmed)
 #   run-avro     the same in Avro (schema id from a stub registry on 127.0.0.1)
-# Bytes per record: Parquet's committed bytes / rows; JSON: the stream's `decode` output per line.
+# Bytes per record: Parquet's committed bytes / rows; JSON: the stream's `decode` output per line;
+# run-kafka / run-avro: the Kafka sink's value and key bytes / messages (report .kafka).
 # For each run: records sent (the sender's exact count), stored, kernel socket drops of the
 # collector's socket (/proc/net/udp "drops", in datagrams, converted to records), the global
 # /proc/net/snmp Udp RcvbufErrors delta, in-application loss (sent - stored - kernel drops),
@@ -254,7 +255,13 @@ EOF
         jq -c '{target: "run-parquet", super_flows: (.join.emitted_matched + .join.emitted_partial + .join.emitted_unmatched), parquet_bytes_per_row: (.parquet.bytes_committed / ([.parquet.rows_committed, 1] | max))}' \
             "$dir/report.json" | tee -a "$OUT/bytes.jsonl" >&2
         ;;
-    run-kafka | run-avro) stored=$(jq "$RUN_FLOWS(.kafka.delivered)" "$dir/report.json") ;;
+    run-kafka | run-avro)
+        stored=$(jq "$RUN_FLOWS(.kafka.delivered)" "$dir/report.json")
+        # Bytes per message the sink accepted: value (the record; Avro: 5-byte header + datum)
+        # and key (flow-key hash / session id); the record_id header is not counted.
+        jq -c --arg t "$target" '{target: $t, messages: .kafka.queued, super_flows: (.join.emitted_matched + .join.emitted_partial + .join.emitted_unmatched), kafka_value_bytes_per_record: (.kafka.value_bytes / ([.kafka.queued, 1] | max)), kafka_key_bytes_per_record: (.kafka.key_bytes / ([.kafka.queued, 1] | max))}' \
+            "$dir/report.json" | tee -a "$OUT/bytes.jsonl" >&2
+        ;;
     nfacctd-json) stored=$(cat "$dir"/pm/*.json 2>/dev/null | wc -l) ;;
     nfcapd-*) stored=$(nfdump -R "$dir/nf" -q -o csv 2>/dev/null | grep -c '^[0-9]' || true) ;;
     esac

@@ -370,6 +370,20 @@ fn run_kafka_avro_holds_exactly_what_decode_prints() {
         schemas::published::to_row(schemas::RecordKind::Flow, r).expect("row form")
     });
     assert_eq!(n as u64, written);
+    // The report's byte counters are the payloads and keys of both topics' messages.
+    let supers = broker::consume_all(
+        &b.bootstrap(),
+        "snf.super_flows",
+        written as usize,
+        Duration::from_secs(30),
+    );
+    assert_eq!(supers.len() as u64, written);
+    let all = got.iter().chain(supers.iter());
+    let (values, keys) = all.fold((0u64, 0u64), |(v, k), m| {
+        (v + m.payload.len() as u64, k + m.key.len() as u64)
+    });
+    assert_eq!(st.report["kafka"]["value_bytes"], values, "{}", st.report);
+    assert_eq!(st.report["kafka"]["key_bytes"], keys, "{}", st.report);
 }
 
 /// A NetFlow v5 message with `n` records numbered from `first`: record k has source

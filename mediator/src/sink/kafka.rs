@@ -289,6 +289,10 @@ impl KafkaSinkConfig {
 pub struct KafkaMetrics {
     /// Records accepted by `send` (counter).
     pub queued: AtomicU64,
+    /// Payload (message value) bytes of the records accepted by `send` (counter).
+    pub value_bytes: AtomicU64,
+    /// Key bytes of the records accepted by `send` (counter; headers not counted).
+    pub key_bytes: AtomicU64,
     /// Messages handed to librdkafka without a delivery report yet (gauge).
     pub in_flight: AtomicU64,
     /// Messages whose delivery the broker confirmed, direct and replayed (counter).
@@ -315,6 +319,10 @@ pub struct KafkaMetrics {
 pub struct KafkaMetricsSnapshot {
     /// See [`KafkaMetrics::queued`].
     pub queued: u64,
+    /// See [`KafkaMetrics::value_bytes`].
+    pub value_bytes: u64,
+    /// See [`KafkaMetrics::key_bytes`].
+    pub key_bytes: u64,
     /// See [`KafkaMetrics::in_flight`].
     pub in_flight: u64,
     /// See [`KafkaMetrics::delivered`].
@@ -341,6 +349,8 @@ impl KafkaMetrics {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         KafkaMetricsSnapshot {
             queued: g(&self.queued),
+            value_bytes: g(&self.value_bytes),
+            key_bytes: g(&self.key_bytes),
             in_flight: g(&self.in_flight),
             delivered: g(&self.delivered),
             failed: g(&self.failed),
@@ -964,7 +974,11 @@ impl Sink for KafkaSink {
         record_id: &str,
         payload: &[u8],
     ) -> Result<(), SinkError> {
-        self.shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        let m = &self.shared.metrics;
+        m.queued.fetch_add(1, Ordering::Relaxed);
+        m.value_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        m.key_bytes.fetch_add(key.len() as u64, Ordering::Relaxed);
         self.poll()?;
         if self.spool_mode {
             return self.spool_entry(&SpoolEntry {

@@ -388,6 +388,14 @@ pub fn describe() {
         "snf_kafka_records_queued_total",
         "Records accepted by the Kafka sink."
     );
+    describe_counter!(
+        "snf_kafka_value_bytes_total",
+        "Payload (message value) bytes of the records accepted by the Kafka sink."
+    );
+    describe_counter!(
+        "snf_kafka_key_bytes_total",
+        "Key bytes of the records accepted by the Kafka sink (headers not counted)."
+    );
     describe_gauge!(
         "snf_kafka_in_flight_messages",
         "Messages handed to librdkafka without a delivery report yet."
@@ -587,6 +595,8 @@ pub fn refresh(s: &Sources) {
     if let Some(k) = &s.kafka {
         let k = k.snapshot();
         counter!("snf_kafka_records_queued_total").absolute(k.queued);
+        counter!("snf_kafka_value_bytes_total").absolute(k.value_bytes);
+        counter!("snf_kafka_key_bytes_total").absolute(k.key_bytes);
         gauge!("snf_kafka_in_flight_messages").set(k.in_flight as f64);
         counter!("snf_kafka_delivered_total").absolute(k.delivered);
         counter!("snf_kafka_failed_total").absolute(k.failed);
