@@ -106,7 +106,7 @@ fn supers(recs: &[FlowRecord], mixed: bool) -> Vec<SuperFlow> {
         .map(|(i, f)| {
             if mixed && i % 3 == 0 {
                 let mut s = base.clone();
-                s.record_id = f.record_id.clone();
+                s.record_id = f.record_id.to_string();
                 s.flow = f.clone();
                 s
             } else {

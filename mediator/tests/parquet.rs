@@ -499,14 +499,14 @@ fn super_flows(n: usize) -> Vec<SuperFlow> {
                 2 => {
                     // Matched with the sample's app, stats and gaming QoE.
                     let mut s = base.clone();
-                    s.record_id = f.record_id.clone();
+                    s.record_id = f.record_id.to_string();
                     s.flow = f;
                     s
                 }
                 3 => {
                     // Partial: app and stats, no QoE; NaN in nullable floats.
                     let mut s = base.clone();
-                    s.record_id = f.record_id.clone();
+                    s.record_id = f.record_id.to_string();
                     s.flow = f;
                     s.qoe = None;
                     s.enrichment.status = MatchStatus::Partial;
@@ -529,7 +529,7 @@ fn super_flows(n: usize) -> Vec<SuperFlow> {
                 _ => {
                     // Matched with video and conferencing QoE, no stats.
                     let mut s = base.clone();
-                    s.record_id = f.record_id.clone();
+                    s.record_id = f.record_id.to_string();
                     s.flow = f;
                     s.stats = None;
                     s.qoe = Some(Qoe {
