@@ -51,6 +51,18 @@ fn median(v: &mut [f64]) -> Option<f64> {
     }
 }
 
+/// Each key's sample count and median, keys in order (keys without samples left out).
+fn sorted_medians<K: Ord + Copy + std::hash::Hash>(
+    m: &HashMap<K, Vec<f64>>,
+) -> Vec<(K, usize, f64)> {
+    let mut out: Vec<_> = m
+        .iter()
+        .filter_map(|(k, v)| Some((*k, v.len(), median(&mut v.clone())?)))
+        .collect();
+    out.sort_by_key(|e| e.0);
+    out
+}
+
 /// tshark's ack_rtt samples per flow (lower endpoint first), ms.
 fn tshark_rtt(file: &Path) -> Option<HashMap<(SocketAddr, SocketAddr), Vec<f64>>> {
     let out = Command::new("tshark")
@@ -154,14 +166,7 @@ fn tcp_rtt_median_agrees_with_tshark() {
             continue;
         };
         let tap = tap_rtt(&f);
-        let mut keys: Vec<_> = ts.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let mut v = ts[&k].clone();
-            let n = v.len();
-            let Some(tm) = median(&mut v) else {
-                continue;
-            };
+        for (k, n, tm) in sorted_medians(&ts) {
             flows += 1;
             let flow = format!("{} ↔ {}", k.0, k.1);
             match tap.get(&k) {
@@ -343,14 +348,7 @@ fn tcp_timestamp_rtt_agrees_with_the_rule_on_tshark_decode() {
                 }
             }
         }
-        let mut keys: Vec<_> = ts.keys().copied().collect();
-        keys.sort();
-        for k in keys {
-            let mut v = ts[&k].clone();
-            let n = v.len();
-            let Some(tm) = median(&mut v) else {
-                continue;
-            };
+        for (k, n, tm) in sorted_medians(&ts) {
             halves += 1;
             let flow = format!("{} ↔ {}", k.0, k.1);
             let am = ack

@@ -409,6 +409,32 @@ fn bad_rows_are_rejected_and_the_rest_written() {
     assert_eq!(m.rows_rejected, 4);
 }
 
+/// The batch the generic path builds: each record's published row form, decoded by arrow-json.
+fn generic_batch<R: schemas::Record>(schema: &arrow_schema::SchemaRef, recs: &[R]) -> RecordBatch {
+    let rows: Vec<serde_json::Value> = recs
+        .iter()
+        .map(|r| schemas::published::row(r).expect("row"))
+        .collect();
+    let mut dec = arrow_json::ReaderBuilder::new(Arc::clone(schema))
+        .build_decoder()
+        .expect("decoder");
+    dec.serialize(&rows).expect("serialize");
+    dec.flush().expect("flush").expect("batch")
+}
+
+/// Two batches of `schema` hold the same data, column by column (named in the failure).
+fn assert_batches_equal(schema: &arrow_schema::SchemaRef, a: &RecordBatch, b: &RecordBatch) {
+    assert_eq!(a.schema(), b.schema());
+    for (i, f) in schema.fields().iter().enumerate() {
+        assert_eq!(
+            a.column(i).to_data(),
+            b.column(i).to_data(),
+            "column {}",
+            f.name()
+        );
+    }
+}
+
 #[test]
 fn direct_flow_path_matches_the_generic_path() {
     let schema = Arc::new(schemas::published::arrow_schema(RecordKind::Flow));
@@ -426,26 +452,9 @@ fn direct_flow_path_matches_the_generic_path() {
         value: ExtValue::Float(f64::NAN),
     });
     recs.push(bare);
-    let rows: Vec<serde_json::Value> = recs
-        .iter()
-        .map(|r| schemas::published::row(r).expect("row"))
-        .collect();
-    let mut dec = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
-        .build_decoder()
-        .expect("decoder");
-    dec.serialize(&rows).expect("serialize");
-    let generic = dec.flush().expect("flush").expect("batch");
     let refs: Vec<&FlowRecord> = recs.iter().collect();
     let direct = flow_batch(&schema, &refs).expect("direct");
-    assert_eq!(generic.schema(), direct.schema());
-    for (i, f) in schema.fields().iter().enumerate() {
-        assert_eq!(
-            generic.column(i).to_data(),
-            direct.column(i).to_data(),
-            "column {}",
-            f.name()
-        );
-    }
+    assert_batches_equal(&schema, &generic_batch(&schema, &recs), &direct);
 
     // And the files: both paths give the same rows.
     let (a, b) = (
@@ -574,26 +583,9 @@ fn direct_super_flow_path_matches_the_generic_path() {
     let schema = Arc::new(schemas::published::arrow_schema(RecordKind::SuperFlow));
     let recs = super_flows(400);
     // The in-memory batches are equal column by column.
-    let rows: Vec<serde_json::Value> = recs
-        .iter()
-        .map(|r| schemas::published::row(r).expect("row"))
-        .collect();
-    let mut dec = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
-        .build_decoder()
-        .expect("decoder");
-    dec.serialize(&rows).expect("serialize");
-    let generic = dec.flush().expect("flush").expect("batch");
     let refs: Vec<&SuperFlow> = recs.iter().collect();
     let direct = super_batch(&schema, &refs).expect("direct");
-    assert_eq!(generic.schema(), direct.schema());
-    for (i, f) in schema.fields().iter().enumerate() {
-        assert_eq!(
-            generic.column(i).to_data(),
-            direct.column(i).to_data(),
-            "column {}",
-            f.name()
-        );
-    }
+    assert_batches_equal(&schema, &generic_batch(&schema, &recs), &direct);
 
     // Records that do not fit are rejected by both paths, the same ones; the rest written.
     let mut all = recs.clone();
