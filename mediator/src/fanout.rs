@@ -13,7 +13,8 @@
 //! `blocked_sends` / `blocked_seconds`, so back-pressure is never silent. Nothing is dropped here.
 //!
 //! Delivery guarantee: whatever a lane's sink accepts is its responsibility (the Kafka sink spools,
-//! the Parquet sink commits files); records a sink refuses are counted in `records_failed`.
+//! the Parquet sink commits files); records a sink refuses are counted in `records_failed`, and
+//! records of kinds a sink is configured not to take ([`BatchSink::takes`]) in `records_skipped`.
 //!
 //! Barrier: [`Fanout::sync`] waits until every lane has written every batch sent before it and its
 //! sink has made them durable ([`BatchSink::sync`]: Kafka delivered or spooled to disk, Parquet
@@ -32,8 +33,14 @@ pub trait BatchSink<T>: Send + 'static {
     /// True when the sink can deliver now (e.g. the broker is reachable).
     fn ready(&self) -> bool;
     /// Takes a batch. Returns how many of its records the sink refused (and did not keep); an
-    /// `Err` means the whole batch was refused.
+    /// `Err` means the whole batch was refused. Records [`BatchSink::takes`] declines are
+    /// passed over here, and neither refused nor written.
     fn write(&mut self, batch: &[T]) -> Result<u64, String>;
+    /// Whether the sink takes `record` at all (a sink configured for some record kinds only
+    /// declines the others; the lane counts them in `records_skipped`). Default: every record.
+    fn takes(&self, _record: &T) -> bool {
+        true
+    }
     /// Housekeeping (roll files, replay a spool); called about once a second.
     fn tick(&mut self) -> Result<(), String>;
     /// Makes every record written so far durable at its destination (Kafka: delivered, or in the
@@ -57,6 +64,8 @@ pub struct LaneMetrics {
     pub records_written: AtomicU64,
     /// Records the sink refused (counter).
     pub records_failed: AtomicU64,
+    /// Records of kinds the sink is configured not to take (counter).
+    pub records_skipped: AtomicU64,
     /// Sends that found the queue full and waited (counter).
     pub blocked_sends: AtomicU64,
     /// Time the producer spent waiting for room, nanoseconds (counter).
@@ -75,6 +84,7 @@ pub struct LaneSnapshot {
     pub records_in: u64,
     pub records_written: u64,
     pub records_failed: u64,
+    pub records_skipped: u64,
     pub blocked_sends: u64,
     pub blocked_seconds: f64,
     pub errors: u64,
@@ -90,6 +100,7 @@ impl LaneMetrics {
             records_in: self.records_in.load(Relaxed),
             records_written: self.records_written.load(Relaxed),
             records_failed: self.records_failed.load(Relaxed),
+            records_skipped: self.records_skipped.load(Relaxed),
             blocked_sends: self.blocked_sends.load(Relaxed),
             blocked_seconds: self.blocked_ns.load(Relaxed) as f64 / 1e9,
             errors: self.errors.load(Relaxed),
@@ -295,7 +306,9 @@ fn lane_loop<T: Send + Sync + 'static>(
             }
             Ok(Msg::Batch(batch)) => {
                 m.queued_batches.fetch_sub(1, Relaxed);
-                let n = batch.len() as u64;
+                let skipped = batch.iter().filter(|r| !sink.takes(r)).count() as u64;
+                m.records_skipped.fetch_add(skipped, Relaxed);
+                let n = batch.len() as u64 - skipped;
                 match sink.write(&batch) {
                     Ok(failed) => {
                         m.records_written

@@ -344,6 +344,10 @@ impl BatchSink<AnyRecord> for IpfixSink {
         self.targets.iter().all(|t| t.exporter.connected())
     }
 
+    fn takes(&self, r: &AnyRecord) -> bool {
+        self.kinds.contains(&r.kind())
+    }
+
     fn write(&mut self, batch: &[AnyRecord]) -> Result<u64, String> {
         let (mut supers, mut sessions, mut taps) = (Vec::new(), Vec::new(), Vec::new());
         for r in batch {

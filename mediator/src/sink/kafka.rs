@@ -132,12 +132,20 @@ pub struct KafkaSinkConfig {
     pub brokers: String,
     /// Topic per record kind. The sink itself takes the topic from the caller.
     pub topics: KafkaTopics,
+    /// Record kinds `run` and `mediate` publish, by table name: any of `flow_records`,
+    /// `tap_records`, `super_flows`, `app_sessions` (the others are skipped, counted in the
+    /// lane's `records_skipped`). Default: all four.
+    pub kinds: Vec<String>,
     /// Message format: `json` (default) or `avro` (Confluent wire format; needs
     /// `schema_registry_url`).
     pub format: KafkaFormat,
     /// Schema registry base URL for `format = "avro"`, e.g. `"http://127.0.0.1:8081"`. Subjects:
     /// `<topic>-value`. Default empty.
     pub schema_registry_url: String,
+    /// Threads encoding messages in `run` and `mediate` (1 or 2): with 2, a batch of more than
+    /// 256 records is encoded in two halves, one on a second thread, then produced in order.
+    /// Default `2`.
+    pub encode_threads: usize,
     /// Bound of the in-memory queue, in messages (librdkafka `queue.buffering.max.messages`).
     /// Default 100000.
     pub queue_max_messages: u32,
@@ -178,6 +186,8 @@ impl Default for KafkaSinkConfig {
         KafkaSinkConfig {
             brokers: "127.0.0.1:9092".into(),
             topics: KafkaTopics::default(),
+            kinds: super::all_kinds(),
+            encode_threads: 2,
             format: KafkaFormat::Json,
             schema_registry_url: String::new(),
             queue_max_messages: 100_000,
@@ -211,6 +221,15 @@ impl KafkaSinkConfig {
             return bad(format!(
                 "schema_registry_url = {:?} must start with http:// or https://",
                 self.schema_registry_url
+            ));
+        }
+        if let Err(reason) = super::kind_mask(&self.kinds) {
+            return bad(reason);
+        }
+        if !(1..=2).contains(&self.encode_threads) {
+            return bad(format!(
+                "encode_threads = {} is not 1 or 2",
+                self.encode_threads
             ));
         }
         if self.brokers.trim().is_empty() {

@@ -92,3 +92,33 @@ pub trait Sink: Send {
     /// spool replayed). Also does periodic housekeeping; call it now and then when idle.
     fn flush(&mut self, timeout: Duration) -> Result<(), SinkError>;
 }
+
+/// Every table name, the default of the Parquet and Kafka sinks' `kinds`.
+pub fn all_kinds() -> Vec<String> {
+    schemas::RecordKind::ALL
+        .iter()
+        .map(|k| k.table_name().to_owned())
+        .collect()
+}
+
+/// The `kinds` key of a sink (table names: `flow_records`, `tap_records`, `super_flows`,
+/// `app_sessions`) as a mask indexed by `RecordKind as usize`. An error names the value that is
+/// not a table, or says the list is empty.
+pub fn kind_mask(names: &[String]) -> Result<[bool; 4], String> {
+    let mut mask = [false; 4];
+    for n in names {
+        match schemas::RecordKind::parse(n) {
+            Some(k) => mask[k as usize] = true,
+            None => {
+                return Err(format!(
+                    "kinds: {n:?} is not one of flow_records, tap_records, super_flows, \
+                     app_sessions"
+                ))
+            }
+        }
+    }
+    if !mask.contains(&true) {
+        return Err("kinds: empty (leave the sink out of sinks.enabled instead)".into());
+    }
+    Ok(mask)
+}

@@ -12,9 +12,10 @@
 //! and `<seq>` a counter, so names never collide across restarts. The schema of each table is
 //! [`schemas::published::arrow_schema`], written as it is: timestamps are Parquet
 //! `INT64 TIMESTAMP(MILLIS, isAdjustedToUTC=true)`, which Spark, DuckDB and pyarrow read as
-//! UTC timestamps; every column is zstd-compressed and has statistics (chunk and page level) and
-//! dictionary encoding, except the distinct hex ids (`record_id`, `flow_key`, `digest`): plain
-//! encoding, no statistics (see `DISTINCT_COLUMNS`).
+//! UTC timestamps; every column is plain-encoded and zstd-compressed (no dictionaries: on these
+//! tables plain + zstd is both smaller and cheaper), and the columns queries filter by (every
+//! timestamp, addresses, ports, protocol, exporter, app type, provider, enrichment status,
+//! session id) have min/max statistics at chunk and page level (see `stats_columns`).
 //!
 //! # Never a partial file
 //! A file is written to a dot-prefixed `.tmp` name (Spark, DuckDB globs on `*.parquet` and
@@ -107,14 +108,25 @@ pub struct ParquetSinkConfig {
     pub roll_bytes: u64,
     /// A file is committed once it has been open this long (seconds). Default `300`.
     pub roll_secs: u64,
-    /// zstd compression level, 1 (fast) to 22 (small). Default `3`.
+    /// zstd compression level, 1 (fast) to 22 (small). Default `1` (on our tables level 1 costs
+    /// 10 % fewer instructions than 3 and gives files no bigger).
     pub zstd_level: i32,
     /// Which time of a record picks its partition: `"event"` (default) or `"write"`; see
     /// [`PartitionTime`].
     pub partition_time: PartitionTime,
     /// Most files open at once (files; each holds a row group in memory). Opening one more
-    /// commits the oldest. Default `64`.
+    /// commits the oldest. Default `64`. With `encode_threads = 2` each thread has half of it
+    /// (at least one each).
     pub max_open_files: usize,
+    /// Tables written, by name: any of `flow_records`, `tap_records`, `super_flows`,
+    /// `app_sessions`. Records of the others are skipped by the `run`/`mediate` lane (counted in
+    /// its `records_skipped`). Default: all four.
+    pub kinds: Vec<String>,
+    /// Threads encoding rows (1 or 2). With 2, a batch's `flow_records` rows are encoded on a
+    /// second thread while the lane's thread encodes its other tables (in `run`, every router
+    /// flow is written twice, as a `flow_records` row and a `super_flows` row), or each thread
+    /// half of a one-table batch; each thread writes its own files. Default `2`.
+    pub encode_threads: usize,
 }
 
 impl Default for ParquetSinkConfig {
@@ -124,9 +136,11 @@ impl Default for ParquetSinkConfig {
             row_group_rows: 131_072,
             roll_bytes: 128 * 1024 * 1024,
             roll_secs: 300,
-            zstd_level: 3,
+            zstd_level: 1,
             partition_time: PartitionTime::Event,
             max_open_files: 64,
+            kinds: super::all_kinds(),
+            encode_threads: 2,
         }
     }
 }
@@ -146,6 +160,13 @@ impl ParquetSinkConfig {
         }
         if self.max_open_files == 0 {
             return bad("max_open_files must be at least 1");
+        }
+        super::kind_mask(&self.kinds).map_err(ParquetSinkError::Config)?;
+        if !(1..=2).contains(&self.encode_threads) {
+            return Err(ParquetSinkError::Config(format!(
+                "encode_threads {} is not 1 or 2",
+                self.encode_threads
+            )));
         }
         if !(1..=22).contains(&self.zstd_level) {
             return Err(ParquetSinkError::Config(format!(
@@ -416,32 +437,58 @@ fn writer_properties(
         .set_writer_version(WriterVersion::PARQUET_1_0)
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(cfg.row_group_rows))
-        .set_statistics_enabled(EnabledStatistics::Page)
+        // Plain encoding + zstd everywhere: on our tables it is both smaller and cheaper than
+        // dictionary encoding (BENCHMARKS.md, "Parquet sink"): most columns are near-distinct
+        // (times, counters, ports, ids), and zstd takes the repeats of the others.
+        .set_dictionary_enabled(false)
+        // Min/max statistics only where queries filter (see `stats_columns`).
+        .set_statistics_enabled(EnabledStatistics::None)
         // List items named `element` as the Parquet spec says (Spark, Hive, Trino expect it).
         .set_coerce_types(true)
         .set_key_value_metadata(Some(meta));
-    for path in DISTINCT_COLUMNS {
-        let path = ColumnPath::new(path.iter().map(|p| (*p).to_owned()).collect());
-        b = b
-            .set_column_dictionary_enabled(path.clone(), false)
-            .set_column_statistics_enabled(path, EnabledStatistics::None);
+    for path in stats_columns(&schemas::published::arrow_schema(kind)) {
+        b = b.set_column_statistics_enabled(ColumnPath::new(path), EnabledStatistics::Page);
     }
     Ok(b.build())
 }
 
-/// Columns whose values are (nearly) all distinct: the 64-bit hex ids. A dictionary only costs
-/// there (the writer hashes every value into it, then falls back to plain encoding once it is
-/// full), and min/max statistics of random hex prune nothing. Paths of every table; a path a
-/// table does not have is ignored.
-const DISTINCT_COLUMNS: &[&[&str]] = &[
-    &["record_id"],
-    &["flow_key"],
-    &["flow", "record_id"],
-    &["flow", "flow_key"],
-    &["key", "flow_key"],
-    &["stats", "digest"],
-    &["network", "stats", "digest"],
+/// Leaf columns queries filter by, besides every timestamp: statistics (chunk and page min/max,
+/// the column index) let Spark, DuckDB and pyarrow skip row groups and pages on them. Matched by
+/// the leaf's name at any depth (`src_addr`, `flow.src_addr`, `key.src_addr`).
+const STATS_NAMES: &[&str] = &[
+    "exporter",
+    "src_addr",
+    "dst_addr",
+    "client_addr",
+    "src_port",
+    "dst_port",
+    "protocol",
+    "app_type",
+    "provider",
+    "enrichment_status",
+    "session_id",
 ];
+
+/// Paths of the struct-nested leaf columns of `schema` that get statistics: every timestamp,
+/// and the [`STATS_NAMES`]. (Columns inside lists get none.) Computing min/max costs on every
+/// value, so the rest go without: 2.4 k instructions a super-flow row.
+fn stats_columns(schema: &arrow_schema::Schema) -> Vec<Vec<String>> {
+    fn walk(fields: &arrow_schema::Fields, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for f in fields {
+            let mut path = prefix.to_vec();
+            path.push(f.name().clone());
+            match f.data_type() {
+                arrow_schema::DataType::Struct(children) => walk(children, &path, out),
+                arrow_schema::DataType::Timestamp(..) => out.push(path),
+                _ if STATS_NAMES.contains(&f.name().as_str()) => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema.fields(), &[], &mut out);
+    out
+}
 
 impl ParquetSink {
     /// Opens the sink over `cfg.dir` (created if missing) and deletes the `.tmp` files a crashed
@@ -484,6 +531,29 @@ impl ParquetSink {
         }
         add(&sink.metrics.tmp_files_discarded, discarded);
         Ok(sink)
+    }
+
+    /// Splits the sink in two over the same directory, configuration and counters, for two
+    /// threads (the `encode_threads = 2` of [`crate::sink::records::ParquetRecords`]): each
+    /// writes its own files (its own run id in their names) and may hold half of
+    /// `max_open_files` (at least one). Call it before writing.
+    pub fn split(mut self) -> (Self, Self) {
+        let n = self.cfg.max_open_files;
+        let mut cfg = self.cfg.clone();
+        cfg.max_open_files = (n - n / 2).max(1);
+        self.cfg.max_open_files = (n / 2).max(1);
+        let run = xxhash_rust::xxh3::xxh3_64(format!("{}/2", self.run_id).as_bytes());
+        let other = Self {
+            cfg,
+            props: self.props.clone(),
+            schemas: self.schemas.clone(),
+            decoders: [None, None, None, None],
+            open: HashMap::new(),
+            run_id: format!("{:08x}", run as u32),
+            seq: 0,
+            metrics: Arc::clone(&self.metrics),
+        };
+        (self, other)
     }
 
     /// The sink's configuration.
@@ -776,9 +846,7 @@ impl ParquetSink {
             }
             let f = self.create(key, now)?;
             self.open.insert(key, f);
-            self.metrics
-                .open_files
-                .store(self.open.len() as u64, Ordering::Relaxed);
+            add(&self.metrics.open_files, 1);
         }
         let Some(f) = self.open.get_mut(&key) else {
             return Ok(());
@@ -854,15 +922,13 @@ impl ParquetSink {
     /// Drops a file after an error: its `.tmp` is deleted and its rows counted as lost.
     fn abandon(&mut self, key: PartitionKey) {
         if let Some(f) = self.open.remove(&key) {
+            self.metrics.open_files.fetch_sub(1, Ordering::Relaxed);
             add(&self.metrics.write_errors, 1);
             add(&self.metrics.rows_lost, f.rows);
             tracing::error!(file = %f.tmp.display(), rows = f.rows, "parquet sink: abandoning file after a write error");
             drop(f.writer);
             let _ = fs::remove_file(&f.tmp);
         }
-        self.metrics
-            .open_files
-            .store(self.open.len() as u64, Ordering::Relaxed);
     }
 
     /// Finishes a file: footer, fsync, rename, directory fsync.
@@ -870,9 +936,7 @@ impl ParquetSink {
         let Some(f) = self.open.remove(&key) else {
             return Ok(());
         };
-        self.metrics
-            .open_files
-            .store(self.open.len() as u64, Ordering::Relaxed);
+        self.metrics.open_files.fetch_sub(1, Ordering::Relaxed);
         let OpenFile {
             writer,
             tmp,

@@ -55,9 +55,10 @@ struct Grouped<'a> {
     sessions: Vec<&'a AppSession>,
 }
 
-fn group(batch: &[AnyRecord]) -> Grouped<'_> {
+/// Records of `batch` grouped by kind, of the kinds `takes` selects.
+fn group<'a>(batch: &'a [AnyRecord], takes: &[bool; 4]) -> Grouped<'a> {
     let mut g = Grouped::default();
-    for r in batch {
+    for r in batch.iter().filter(|r| takes[r.kind() as usize]) {
         match r {
             AnyRecord::Flow(f) => g.flows.push(f),
             AnyRecord::Tap(t) => g.taps.push(t),
@@ -69,28 +70,110 @@ fn group(batch: &[AnyRecord]) -> Grouped<'_> {
 }
 
 /// The Parquet sink writing one table per kind.
-pub struct ParquetRecords(pub ParquetSink);
+///
+/// With `encode_threads = 2` (the default) the sink is split in two ([`ParquetSink::split`]),
+/// each half writing its own files, and a batch's encoding is shared between a scoped thread and
+/// the lane's own thread: router flows (`flow_records`) there and the other kinds here when the
+/// batch has both (in `run`, the super-flows of those same flows), else the two halves of the
+/// batch's records. A small batch ([`PARALLEL_MIN`] records or fewer) is written on the lane's
+/// thread only.
+pub struct ParquetRecords {
+    main: ParquetSink,
+    /// The other half, written from a scoped thread.
+    second: Option<ParquetSink>,
+    /// The tables written (`kinds`), by `RecordKind as usize`.
+    takes: [bool; 4],
+}
+
+/// Below this many records a batch is not worth a second thread (spawning one costs tens of µs;
+/// a record costs a few µs to encode).
+pub const PARALLEL_MIN: usize = 256;
 
 impl ParquetRecords {
-    /// Writes one kind through its row form (tap records, sessions), borrowing the records.
-    fn write_kind<R: Record>(&mut self, recs: &[&R]) -> Result<u64, String> {
-        if recs.is_empty() {
-            return Ok(0);
+    /// The sink as a fan-out lane, split per its `encode_threads`, writing its `kinds`.
+    pub fn new(sink: ParquetSink) -> Self {
+        // `ParquetSink::new` validated the kinds.
+        let takes = super::kind_mask(&sink.config().kinds).unwrap_or([true; 4]);
+        let (main, second) = if sink.config().encode_threads >= 2 {
+            let (main, second) = sink.split();
+            (main, Some(second))
+        } else {
+            (sink, None)
+        };
+        Self {
+            main,
+            second,
+            takes,
         }
-        let r = self.0.write_refs(recs).map_err(|e| e.to_string())?;
-        log_rejected(R::KIND, &r);
-        Ok(r.rejected.len() as u64)
     }
 
-    /// Writes super-flows through the direct Arrow path, borrowing the records.
-    fn write_supers(&mut self, recs: &[&SuperFlow]) -> Result<u64, String> {
-        if recs.is_empty() {
-            return Ok(0);
-        }
-        let r = self.0.write_super_refs(recs).map_err(|e| e.to_string())?;
-        log_rejected(RecordKind::SuperFlow, &r);
-        Ok(r.rejected.len() as u64)
+    /// The sink's counters (shared by both halves).
+    pub fn metrics(&self) -> std::sync::Arc<super::parquet::ParquetMetrics> {
+        self.main.metrics()
     }
+}
+
+/// Runs `left` on a scoped thread with `a` while `right` runs here with `b`; both on this thread
+/// when no thread can be had.
+fn on_two_threads(
+    a: &mut ParquetSink,
+    b: &mut ParquetSink,
+    left: impl Fn(&mut ParquetSink) -> Result<u64, String> + Send + Sync,
+    right: impl Fn(&mut ParquetSink) -> Result<u64, String>,
+) -> Result<u64, String> {
+    let parallel = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("parquet-encode".into())
+            .spawn_scoped(s, || left(&mut *a))
+            .ok()?;
+        let r = right(&mut *b);
+        let l = worker
+            .join()
+            .unwrap_or_else(|_| Err("a Parquet encoding thread panicked".into()));
+        Some(l.and_then(|x| r.map(|y| x + y)))
+    });
+    match parallel {
+        Some(r) => r,
+        None => Ok(left(a)? + right(b)?),
+    }
+}
+
+/// Writes one kind through its row form (tap records, sessions), borrowing the records.
+fn write_kind<R: Record>(sink: &mut ParquetSink, recs: &[&R]) -> Result<u64, String> {
+    if recs.is_empty() {
+        return Ok(0);
+    }
+    let r = sink.write_refs(recs).map_err(|e| e.to_string())?;
+    log_rejected(R::KIND, &r);
+    Ok(r.rejected.len() as u64)
+}
+
+/// Writes super-flows through the direct Arrow path, borrowing the records.
+fn write_supers(sink: &mut ParquetSink, recs: &[&SuperFlow]) -> Result<u64, String> {
+    if recs.is_empty() {
+        return Ok(0);
+    }
+    let r = sink.write_super_refs(recs).map_err(|e| e.to_string())?;
+    log_rejected(RecordKind::SuperFlow, &r);
+    Ok(r.rejected.len() as u64)
+}
+
+/// Writes router flows through the direct Arrow path, borrowing the records.
+fn write_flows(sink: &mut ParquetSink, flows: &[&FlowRecord]) -> Result<u64, String> {
+    if flows.is_empty() {
+        return Ok(0);
+    }
+    let r = sink.write_flow_refs(flows).map_err(|e| e.to_string())?;
+    log_rejected(RecordKind::Flow, &r);
+    Ok(r.rejected.len() as u64)
+}
+
+/// Writes every kind but router flows.
+fn write_others(sink: &mut ParquetSink, g: &Grouped<'_>) -> Result<u64, String> {
+    let mut rejected = write_kind(sink, &g.taps)?;
+    rejected += write_supers(sink, &g.supers)?;
+    rejected += write_kind(sink, &g.sessions)?;
+    Ok(rejected)
 }
 
 fn log_rejected(kind: RecordKind, r: &super::parquet::WriteReport) {
@@ -108,57 +191,80 @@ impl BatchSink<AnyRecord> for ParquetRecords {
         true
     }
 
+    fn takes(&self, r: &AnyRecord) -> bool {
+        self.takes[r.kind() as usize]
+    }
+
     fn write(&mut self, batch: &[AnyRecord]) -> Result<u64, String> {
-        // The common case, a batch of router flows only, goes to Arrow without copies.
-        if batch.iter().all(|r| matches!(r, AnyRecord::Flow(_))) {
-            let flows: Vec<&FlowRecord> = batch
-                .iter()
-                .filter_map(|r| match r {
-                    AnyRecord::Flow(f) => Some(f.as_ref()),
-                    _ => None,
-                })
-                .collect();
-            return self.write_flows(&flows);
+        let g = group(batch, &self.takes);
+        let others = g.taps.len() + g.supers.len() + g.sessions.len();
+        let main = &mut self.main;
+        let Some(second) = self
+            .second
+            .as_mut()
+            .filter(|_| g.flows.len() + others > PARALLEL_MIN)
+        else {
+            return Ok(write_flows(main, &g.flows)? + write_others(main, &g)?);
+        };
+        if !g.flows.is_empty() && others > 0 {
+            // flow_records there, the rest here.
+            on_two_threads(
+                second,
+                main,
+                |s| write_flows(s, &g.flows),
+                |m| write_others(m, &g),
+            )
+        } else if others == 0 {
+            // Router flows only: half each.
+            let (x, y) = g.flows.split_at(g.flows.len() / 2);
+            on_two_threads(second, main, |s| write_flows(s, x), |m| write_flows(m, y))
+        } else {
+            // No router flows: half the super-flows there, the rest here.
+            let (x, y) = g.supers.split_at(g.supers.len() / 2);
+            on_two_threads(
+                second,
+                main,
+                |s| write_supers(s, x),
+                |m| Ok(write_kind(m, &g.taps)? + write_supers(m, y)? + write_kind(m, &g.sessions)?),
+            )
         }
-        let g = group(batch);
-        let mut rejected = self.write_flows(&g.flows)?;
-        rejected += self.write_kind(&g.taps)?;
-        rejected += self.write_supers(&g.supers)?;
-        rejected += self.write_kind(&g.sessions)?;
-        Ok(rejected)
     }
 
     fn tick(&mut self) -> Result<(), String> {
-        self.0
-            .flush_expired(SystemTime::now())
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let now = SystemTime::now();
+        let a = self.main.flush_expired(now).map(|_| ());
+        let b = match &mut self.second {
+            Some(f) => f.flush_expired(now).map(|_| ()),
+            None => Ok(()),
+        };
+        a.and(b).map_err(|e| e.to_string())
     }
 
     /// Commits every open file: a row is durable (and visible) once its file is renamed.
     fn sync(&mut self, _timeout: Duration) -> Result<(), String> {
-        self.0.commit_open().map(|_| ()).map_err(|e| e.to_string())
+        let a = self.main.commit_open().map(|_| ());
+        let b = match &mut self.second {
+            Some(f) => f.commit_open().map(|_| ()),
+            None => Ok(()),
+        };
+        a.and(b).map_err(|e| e.to_string())
     }
 
     fn close(self: Box<Self>, _timeout: Duration) -> Result<(), String> {
-        let m = self.0.close().map_err(|e| e.to_string())?;
+        let Self { main, second, .. } = *self;
+        // Both halves commit what they hold, whatever the other's outcome.
+        let b = second.map(|f| f.close()).transpose();
+        let a = main.close();
+        let m = match (a, b) {
+            (Ok(m), Ok(_)) => m,
+            (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+        };
         tracing::info!(
             rows = m.rows_committed,
             files = m.files_committed,
             "Parquet sink closed"
         );
         Ok(())
-    }
-}
-
-impl ParquetRecords {
-    fn write_flows(&mut self, flows: &[&FlowRecord]) -> Result<u64, String> {
-        if flows.is_empty() {
-            return Ok(0);
-        }
-        let r = self.0.write_flow_refs(flows).map_err(|e| e.to_string())?;
-        log_rejected(RecordKind::Flow, &r);
-        Ok(r.rejected.len() as u64)
     }
 }
 
@@ -169,10 +275,76 @@ struct Lane {
 }
 
 /// The Kafka sink writing each kind to its topic, as JSON or Avro.
+///
+/// With `encode_threads = 2` (the default) a batch of more than [`PARALLEL_MIN`] records is
+/// encoded in two halves, one on a scoped thread, before its messages are produced in batch
+/// order from the lane's thread (encoding is most of the lane's work; librdkafka batches,
+/// compresses and sends on threads of its own).
 pub struct KafkaRecords {
     sink: KafkaSink,
     lanes: [Lane; 4],
+    /// The kinds published (`kinds`), by `RecordKind as usize`.
+    takes: [bool; 4],
     buf: Vec<u8>,
+    threads: usize,
+}
+
+/// Where one record's encoded message lies in its half's buffer, or why it has none.
+type Encoded = Result<std::ops::Range<usize>, String>;
+
+fn encode_with<R: Record + serde::Serialize>(
+    lane: &Lane,
+    r: &R,
+    scratch: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
+    match &lane.avro {
+        None => serde_json::to_writer(&mut *buf, r).map_err(|e| e.to_string()),
+        Some(enc) => {
+            // The Avro writer starts its output afresh.
+            enc.encode(r, scratch).map_err(|e| e.to_string())?;
+            buf.extend_from_slice(scratch);
+            Ok(())
+        }
+    }
+}
+
+/// Encodes `recs` one after the other into one buffer.
+fn encode_all(lanes: &[Lane; 4], recs: &[&AnyRecord]) -> (Vec<u8>, Vec<Encoded>) {
+    let mut buf = Vec::with_capacity(recs.len() * 1024);
+    let mut scratch = Vec::new();
+    let mut out = Vec::with_capacity(recs.len());
+    for r in recs {
+        let start = buf.len();
+        let lane = &lanes[lane_index(r.kind())];
+        let done = match r {
+            AnyRecord::Flow(f) => encode_with(lane, f.as_ref(), &mut scratch, &mut buf),
+            AnyRecord::Tap(t) => encode_with(lane, t.as_ref(), &mut scratch, &mut buf),
+            AnyRecord::Super(s) => encode_with(lane, s.as_ref(), &mut scratch, &mut buf),
+            AnyRecord::Session(s) => encode_with(lane, s.as_ref(), &mut scratch, &mut buf),
+        };
+        out.push(match done {
+            Ok(()) => Ok(start..buf.len()),
+            Err(e) => {
+                buf.truncate(start);
+                Err(e)
+            }
+        });
+    }
+    (buf, out)
+}
+
+/// A record's message key and id.
+fn key_and_id(r: &AnyRecord) -> (&str, &str) {
+    fn of<R: Record>(r: &R) -> (&str, &str) {
+        (r.message_key().unwrap_or(""), r.record_id())
+    }
+    match r {
+        AnyRecord::Flow(f) => of(f.as_ref()),
+        AnyRecord::Tap(t) => of(t.as_ref()),
+        AnyRecord::Super(s) => of(s.as_ref()),
+        AnyRecord::Session(s) => of(s.as_ref()),
+    }
 }
 
 fn lane_index(kind: RecordKind) -> usize {
@@ -185,14 +357,18 @@ fn lane_index(kind: RecordKind) -> usize {
 }
 
 impl KafkaRecords {
-    /// Writes to the sink's configured topics; with `format = "avro"`, registers each kind's
-    /// schema under `<topic>-value` first (an unreachable registry or a refused schema is an
+    /// Writes the sink's `kinds` to their configured topics; with `format = "avro"`, registers
+    /// each of those kinds' schema under `<topic>-value` first (an unreachable registry or a refused schema is an
     /// error).
     pub fn new(sink: KafkaSink) -> Result<Self, AvroError> {
         let t = &sink.config().topics;
+        // `KafkaSink::new` validated the kinds.
+        let takes = super::kind_mask(&sink.config().kinds).unwrap_or([true; 4]);
         let lane = |topic: &String, kind: RecordKind| -> Result<Lane, AvroError> {
             let avro = match sink.config().format {
                 KafkaFormat::Json => None,
+                // Kinds the sink does not publish register nothing.
+                KafkaFormat::Avro if !takes[kind as usize] => None,
                 KafkaFormat::Avro => Some(AvroEncoder::register(
                     &sink.config().schema_registry_url,
                     topic,
@@ -211,11 +387,38 @@ impl KafkaRecords {
             lane(&t.super_flows, RecordKind::SuperFlow)?,
             lane(&t.app_sessions, RecordKind::AppSession)?,
         ];
+        let threads = sink.config().encode_threads;
         Ok(Self {
             sink,
             lanes,
+            takes,
             buf: Vec::with_capacity(2048),
+            threads,
         })
+    }
+
+    /// Produces the encoded messages of `recs` in order; returns the failures.
+    fn send_encoded(
+        &mut self,
+        recs: &[&AnyRecord],
+        (buf, encoded): (Vec<u8>, Vec<Encoded>),
+        first_error: &mut Option<String>,
+    ) -> u64 {
+        let mut failed = 0;
+        for (r, e) in recs.iter().zip(encoded) {
+            let lane = &self.lanes[lane_index(r.kind())];
+            let (key, id) = key_and_id(r);
+            let sent = e.and_then(|range| {
+                self.sink
+                    .send(&lane.topic, key.as_bytes(), id, &buf[range])
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = sent {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+        failed
     }
 
     /// The Kafka sink's counters.
@@ -246,19 +449,47 @@ impl BatchSink<AnyRecord> for KafkaRecords {
         self.sink.ready()
     }
 
+    fn takes(&self, r: &AnyRecord) -> bool {
+        self.takes[r.kind() as usize]
+    }
+
     fn write(&mut self, batch: &[AnyRecord]) -> Result<u64, String> {
         let mut failed = 0;
         let mut first_error = None;
-        for r in batch {
-            let sent = match r {
-                AnyRecord::Flow(f) => self.send_one(f.as_ref()),
-                AnyRecord::Tap(t) => self.send_one(t.as_ref()),
-                AnyRecord::Super(s) => self.send_one(s.as_ref()),
-                AnyRecord::Session(s) => self.send_one(s.as_ref()),
-            };
-            if let Err(e) = sent {
-                failed += 1;
-                first_error.get_or_insert(e);
+        let takes = self.takes;
+        let recs: Vec<&AnyRecord> = batch.iter().filter(|r| takes[r.kind() as usize]).collect();
+        if self.threads >= 2 && recs.len() > PARALLEL_MIN {
+            let (x, y) = recs.split_at(recs.len() / 2);
+            let lanes = &self.lanes;
+            let (ex, ey) = std::thread::scope(|s| {
+                let worker = std::thread::Builder::new()
+                    .name("kafka-encode".into())
+                    .spawn_scoped(s, || encode_all(lanes, x))
+                    .ok();
+                let ey = encode_all(lanes, y);
+                let ex = match worker {
+                    Some(h) => h.join().unwrap_or_else(|_| {
+                        let e = Err("the encoding thread panicked".to_owned());
+                        (Vec::new(), vec![e; x.len()])
+                    }),
+                    None => encode_all(lanes, x),
+                };
+                (ex, ey)
+            });
+            failed += self.send_encoded(x, ex, &mut first_error);
+            failed += self.send_encoded(y, ey, &mut first_error);
+        } else {
+            for r in recs {
+                let sent = match r {
+                    AnyRecord::Flow(f) => self.send_one(f.as_ref()),
+                    AnyRecord::Tap(t) => self.send_one(t.as_ref()),
+                    AnyRecord::Super(s) => self.send_one(s.as_ref()),
+                    AnyRecord::Session(s) => self.send_one(s.as_ref()),
+                };
+                if let Err(e) = sent {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
             }
         }
         if let Some(e) = first_error {

@@ -243,6 +243,26 @@ mod tests {
     }
 
     #[test]
+    fn a_sink_kind_that_is_not_a_table_is_named() {
+        let mut cfg = RunConfig::default();
+        cfg.sinks.enabled.push(SinkName::Kafka);
+        cfg.sinks.kafka.kinds = vec!["super_flows".into(), "superflows".into()];
+        let e = validate(&mut cfg).expect_err("must refuse").to_string();
+        assert!(
+            e.contains("sinks.kafka") && e.contains("\"superflows\""),
+            "{e}"
+        );
+        cfg.sinks.kafka.kinds = vec!["super_flows".into()];
+        validate(&mut cfg).expect("valid");
+        cfg.sinks.parquet.kinds = vec![];
+        let e = validate(&mut cfg).expect_err("must refuse").to_string();
+        assert!(
+            e.contains("sinks.parquet") && e.contains("kinds: empty"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn public_bind_without_token_stops_start_up() {
         let mut cfg = RunConfig::default();
         cfg.http.listen = "0.0.0.0:8080".parse().expect("addr");

@@ -41,6 +41,15 @@ use std::time::{Duration, Instant};
 /// Batches the decode loop may queue ahead of the stage.
 pub const QUEUE_BATCHES: usize = 64;
 
+/// The stage hands records to the sinks in batches of at least this many (or what it has after
+/// [`FANOUT_LINGER`]): the decode loop's batches follow the UDP receiver's and are often a few
+/// datagrams; larger ones make every lane's per-batch work (the queue, a Parquet or Kafka sink's
+/// second encoding thread) pay off.
+pub const FANOUT_BATCH: usize = 2048;
+
+/// Longest a record waits in the stage for its batch to fill.
+pub const FANOUT_LINGER: Duration = Duration::from_millis(50);
+
 /// Most session reports held for the grace period at once.
 pub const MAX_HELD_SESSIONS: usize = 100_000;
 
@@ -143,19 +152,25 @@ fn stage(
     let mut held: VecDeque<(i64, Box<AppSession>)> = VecDeque::new();
     let mut last_tick = Instant::now();
     let mut invalid_logged = 0u32;
+    // Records waiting for their batch to fill, and since when the oldest waits.
+    let mut out: Vec<AnyRecord> = Vec::new();
+    let mut oldest: Option<Instant> = None;
     let publish = |join: &Joiner| {
         if let Ok(mut g) = m.join.lock() {
             *g = join.metrics();
         }
     };
     let result = loop {
-        let batch = match rx.recv_timeout(Duration::from_millis(250)) {
+        let wait = match oldest {
+            Some(t) => FANOUT_LINGER.saturating_sub(t.elapsed()),
+            None => Duration::from_millis(250),
+        };
+        let batch = match rx.recv_timeout(wait) {
             Ok(b) => Some(b),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         };
         let now = now_ms();
-        let mut out: Vec<AnyRecord> = Vec::new();
         if let Some(batch) = batch {
             out.reserve(batch.len() * 2);
             for f in batch {
@@ -212,8 +227,14 @@ fn stage(
         while held.len() > MAX_HELD_SESSIONS {
             release_one(&mut held, &mut qos, &mut out);
         }
-        if !out.is_empty() {
-            if let Err(e) = fanout.send(out) {
+        if out.is_empty() {
+            continue;
+        }
+        let since = *oldest.get_or_insert_with(Instant::now);
+        if out.len() >= FANOUT_BATCH || since.elapsed() >= FANOUT_LINGER {
+            oldest = None;
+            let full = std::mem::replace(&mut out, Vec::with_capacity(FANOUT_BATCH * 2));
+            if let Err(e) = fanout.send(full) {
                 break Err(e.to_string());
             }
         }
@@ -226,10 +247,8 @@ fn stage(
         for s in &supers {
             qos.add(s);
         }
-        let mut out: Vec<AnyRecord> = supers
-            .drain(..)
-            .map(|s| AnyRecord::Super(Box::new(s)))
-            .collect();
+        // What still waited for its batch to fill, then the join's state.
+        out.extend(supers.drain(..).map(|s| AnyRecord::Super(Box::new(s))));
         release(&mut held, &mut qos, &mut out, |_| true);
         if out.is_empty() {
             return Ok(());

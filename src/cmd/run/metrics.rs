@@ -372,6 +372,10 @@ pub fn describe() {
         "Records the sink refused (not kept anywhere)."
     );
     describe_counter!(
+        "snf_sink_records_skipped_total",
+        "Records of kinds the sink is configured not to take (its kinds key)."
+    );
+    describe_counter!(
         "snf_sink_blocked_sends_total",
         "Batches that found the sink's queue full, so that the decode loop waited."
     );
@@ -587,6 +591,7 @@ pub fn refresh(s: &Sources) {
         counter!("snf_sink_records_in_total", "sink" => sink).absolute(l.records_in);
         counter!("snf_sink_records_written_total", "sink" => sink).absolute(l.records_written);
         counter!("snf_sink_records_failed_total", "sink" => sink).absolute(l.records_failed);
+        counter!("snf_sink_records_skipped_total", "sink" => sink).absolute(l.records_skipped);
         counter!("snf_sink_blocked_sends_total", "sink" => sink).absolute(l.blocked_sends);
         gauge!("snf_sink_blocked_seconds", "sink" => sink).set(l.blocked_seconds);
         counter!("snf_sink_errors_total", "sink" => sink).absolute(l.errors);

@@ -215,7 +215,7 @@ pub(crate) fn start_sinks(
         let p = ParquetSink::new(cfg.parquet.clone())
             .with_context(|| format!("sinks.parquet (dir {})", cfg.parquet.dir.display()))?;
         parquet = Some(p.metrics());
-        sinks.push(Box::new(ParquetRecords(p)));
+        sinks.push(Box::new(ParquetRecords::new(p)));
     }
     if cfg.has(SinkName::Kafka) {
         let k = KafkaSink::new(cfg.kafka.clone())
