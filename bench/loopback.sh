@@ -12,6 +12,9 @@
 #   run-kafka    supernetflow run, Kafka JSON to a tansu broker started for the run (stored =
 #                messages the broker confirmed)
 #   run-avro     the same in Avro (schema id from a stub registry on 127.0.0.1)
+#   run-parquet-flows, run-kafka-flows   the same as run-parquet / run-kafka with the sink's
+#                `kinds = ["flow_records"]`: collector + sink, each router flow written once (the
+#                join still runs; its super_flows are skipped by the sink)
 # Bytes per record: Parquet's committed bytes / rows; JSON: the stream's `decode` output per line;
 # run-kafka / run-avro: the Kafka sink's value and key bytes / messages (report .kafka).
 # For each run: records sent (the sender's exact count), stored, kernel socket drops of the
@@ -170,10 +173,11 @@ run_one() {
             --stats-interval-secs 0 >"$dir/out.jsonl" 2>"$dir/err.log" &
         pid=$!
         ;;
-    run-parquet | run-kafka | run-avro)
+    run-parquet | run-parquet-flows | run-kafka | run-kafka-flows | run-avro)
         local extra=()
         printf '[collector]\nudp_recv_buffer_bytes = %s\n' $BUF >"$dir/run.toml"
-        if [ "$target" != run-parquet ]; then
+        [ "$target" != run-parquet-flows ] || printf '[sinks.parquet]\nkinds = ["flow_records"]\n' >>"$dir/run.toml"
+        if [[ "$target" != run-parquet* ]]; then
             [ -x "$TANSU" ] || { echo "missing tansu ($TANSU): scripts/brokers.sh install" >&2; exit 1; }
             local kport
             kport=$(free_port)
@@ -184,6 +188,7 @@ run_one() {
             sleep 2
             extra=(--no-parquet --kafka-brokers 127.0.0.1:$kport)
             printf '[sinks]\nclose_timeout_secs = 120\n[sinks.kafka]\nspool_dir = "%s"\n' "$dir/spool" >>"$dir/run.toml"
+            [ "$target" != run-kafka-flows ] || printf 'kinds = ["flow_records"]\n' >>"$dir/run.toml"
             if [ "$target" = run-avro ]; then
                 local rport
                 rport=$(free_port)
@@ -253,6 +258,16 @@ EOF
     run-parquet)
         stored=$(jq "$RUN_FLOWS(.parquet.rows_committed)" "$dir/report.json")
         jq -c '{target: "run-parquet", super_flows: (.join.emitted_matched + .join.emitted_partial + .join.emitted_unmatched), parquet_bytes_per_row: (.parquet.bytes_committed / ([.parquet.rows_committed, 1] | max))}' \
+            "$dir/report.json" | tee -a "$OUT/bytes.jsonl" >&2
+        ;;
+    run-parquet-flows)
+        stored=$(jq '.parquet.rows_committed' "$dir/report.json")
+        jq -c '{target: "run-parquet-flows", parquet_bytes_per_row: (.parquet.bytes_committed / ([.parquet.rows_committed, 1] | max))}' \
+            "$dir/report.json" | tee -a "$OUT/bytes.jsonl" >&2
+        ;;
+    run-kafka-flows)
+        stored=$(jq '.kafka.delivered' "$dir/report.json")
+        jq -c '{target: "run-kafka-flows", messages: .kafka.queued, kafka_value_bytes_per_record: (.kafka.value_bytes / ([.kafka.queued, 1] | max)), kafka_key_bytes_per_record: (.kafka.key_bytes / ([.kafka.queued, 1] | max))}' \
             "$dir/report.json" | tee -a "$OUT/bytes.jsonl" >&2
         ;;
     run-kafka | run-avro)
