@@ -885,32 +885,23 @@ fn two_encode_threads_write_what_one_writes() {
     // Router flows only (split in halves), super-flows only (likewise), and a small batch
     // (one thread).
     let more = flows(340, 1);
-    batches.push(
-        more[..300]
-            .iter()
+    let renumbered = |fs: &[FlowRecord]| -> Vec<AnyRecord> {
+        fs.iter()
             .map(|f| {
                 let mut f = f.clone();
                 f.set_record_id(90_000 + f.sequence_number);
                 AnyRecord::Flow(Arc::new(f))
             })
-            .collect(),
-    );
+            .collect()
+    };
+    batches.push(renumbered(&more[..300]));
     batches.push(
         supers[..300]
             .iter()
             .map(|s| AnyRecord::Super(Box::new(s.clone())))
             .collect(),
     );
-    batches.push(
-        more[300..]
-            .iter()
-            .map(|f| {
-                let mut f = f.clone();
-                f.set_record_id(90_000 + f.sequence_number);
-                AnyRecord::Flow(Arc::new(f))
-            })
-            .collect(),
-    );
+    batches.push(renumbered(&more[300..]));
     let mut tables = Vec::new();
     for threads in [1, 2] {
         let tmp = tempfile::tempdir().expect("tempdir");
