@@ -111,6 +111,16 @@ impl ParquetRecords {
     pub fn metrics(&self) -> std::sync::Arc<super::parquet::ParquetMetrics> {
         self.main.metrics()
     }
+
+    /// Runs `op` on each half, both whatever the first's outcome; the first error.
+    fn on_both<T>(
+        &mut self,
+        mut op: impl FnMut(&mut ParquetSink) -> Result<T, super::parquet::ParquetSinkError>,
+    ) -> Result<(), String> {
+        let a = op(&mut self.main).map(|_| ());
+        let b = self.second.as_mut().map_or(Ok(()), |h| op(h).map(|_| ()));
+        a.and(b).map_err(|e| e.to_string())
+    }
 }
 
 /// Runs `left` on a scoped thread with `a` while `right` runs here with `b`; both on this thread
@@ -232,22 +242,12 @@ impl BatchSink<AnyRecord> for ParquetRecords {
 
     fn tick(&mut self) -> Result<(), String> {
         let now = SystemTime::now();
-        let a = self.main.flush_expired(now).map(|_| ());
-        let b = match &mut self.second {
-            Some(f) => f.flush_expired(now).map(|_| ()),
-            None => Ok(()),
-        };
-        a.and(b).map_err(|e| e.to_string())
+        self.on_both(|h| h.flush_expired(now))
     }
 
     /// Commits every open file: a row is durable (and visible) once its file is renamed.
     fn sync(&mut self, _timeout: Duration) -> Result<(), String> {
-        let a = self.main.commit_open().map(|_| ());
-        let b = match &mut self.second {
-            Some(f) => f.commit_open().map(|_| ()),
-            None => Ok(()),
-        };
-        a.and(b).map_err(|e| e.to_string())
+        self.on_both(ParquetSink::commit_open)
     }
 
     fn close(self: Box<Self>, _timeout: Duration) -> Result<(), String> {
@@ -285,7 +285,6 @@ pub struct KafkaRecords {
     lanes: [Lane; 4],
     /// The kinds published (`kinds`), by `RecordKind as usize`.
     takes: [bool; 4],
-    buf: Vec<u8>,
     threads: usize,
 }
 
@@ -392,7 +391,6 @@ impl KafkaRecords {
             sink,
             lanes,
             takes,
-            buf: Vec::with_capacity(2048),
             threads,
         })
     }
@@ -425,19 +423,6 @@ impl KafkaRecords {
     pub fn metrics(&self) -> &std::sync::Arc<super::kafka::KafkaMetrics> {
         self.sink.metrics()
     }
-
-    fn send_one<R: Record + serde::Serialize>(&mut self, r: &R) -> Result<(), String> {
-        let lane = &self.lanes[lane_index(R::KIND)];
-        self.buf.clear();
-        match &lane.avro {
-            None => serde_json::to_writer(&mut self.buf, r).map_err(|e| e.to_string())?,
-            Some(enc) => enc.encode(r, &mut self.buf).map_err(|e| e.to_string())?,
-        }
-        let key = r.message_key().unwrap_or("").as_bytes();
-        self.sink
-            .send(&lane.topic, key, r.record_id(), &self.buf)
-            .map_err(|e| e.to_string())
-    }
 }
 
 impl BatchSink<AnyRecord> for KafkaRecords {
@@ -458,40 +443,36 @@ impl BatchSink<AnyRecord> for KafkaRecords {
         let mut first_error = None;
         let takes = self.takes;
         let recs: Vec<&AnyRecord> = batch.iter().filter(|r| takes[r.kind() as usize]).collect();
-        if self.threads >= 2 && recs.len() > PARALLEL_MIN {
-            let (x, y) = recs.split_at(recs.len() / 2);
-            let lanes = &self.lanes;
-            let (ex, ey) = std::thread::scope(|s| {
-                let worker = std::thread::Builder::new()
-                    .name("kafka-encode".into())
-                    .spawn_scoped(s, || encode_all(lanes, x))
-                    .ok();
-                let ey = encode_all(lanes, y);
-                let ex = match worker {
-                    Some(h) => h.join().unwrap_or_else(|_| {
-                        let e = Err("the encoding thread panicked".to_owned());
-                        (Vec::new(), vec![e; x.len()])
-                    }),
-                    None => encode_all(lanes, x),
-                };
-                (ex, ey)
-            });
-            failed += self.send_encoded(x, ex, &mut first_error);
-            failed += self.send_encoded(y, ey, &mut first_error);
+        // Encoded first (in two halves on two threads when the batch is large), then produced
+        // in batch order from this thread.
+        let half = if self.threads >= 2 && recs.len() > PARALLEL_MIN {
+            recs.len() / 2
         } else {
-            for r in recs {
-                let sent = match r {
-                    AnyRecord::Flow(f) => self.send_one(f.as_ref()),
-                    AnyRecord::Tap(t) => self.send_one(t.as_ref()),
-                    AnyRecord::Super(s) => self.send_one(s.as_ref()),
-                    AnyRecord::Session(s) => self.send_one(s.as_ref()),
-                };
-                if let Err(e) = sent {
-                    failed += 1;
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
+            0
+        };
+        let (x, y) = recs.split_at(half);
+        let lanes = &self.lanes;
+        let (ex, ey) = std::thread::scope(|s| {
+            let worker = (!x.is_empty())
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("kafka-encode".into())
+                        .spawn_scoped(s, || encode_all(lanes, x))
+                        .ok()
+                })
+                .flatten();
+            let ey = encode_all(lanes, y);
+            let ex = match worker {
+                Some(h) => h.join().unwrap_or_else(|_| {
+                    let e = Err("the encoding thread panicked".to_owned());
+                    (Vec::new(), vec![e; x.len()])
+                }),
+                None => encode_all(lanes, x),
+            };
+            (ex, ey)
+        });
+        failed += self.send_encoded(x, ex, &mut first_error);
+        failed += self.send_encoded(y, ey, &mut first_error);
         if let Some(e) = first_error {
             tracing::warn!(error = %e, failed, "Kafka sink refused records");
         }
