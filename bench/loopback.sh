@@ -23,7 +23,8 @@
 # CPU% of the collector (all its processes) over the send window, and its peak RSS.
 # A target's ladder stops after the first rate whose median loss is above 0.
 #
-# Usage: bench/loopback.sh [OUT_DIR]     env: RATES, REPS (3), DURATION (10), TARGETS, RECORDS
+# Usage: bench/loopback.sh [OUT_DIR]     env: RATES, REPS (3), DURATION (10), TARGETS, RECORDS,
+#        KAFKA_EXTRA (lines appended to the run-kafka* targets' [sinks.kafka] section)
 # Network: 127.0.0.1 only. Runs one thing at a time (the machine has 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -189,6 +190,8 @@ run_one() {
             extra=(--no-parquet --kafka-brokers 127.0.0.1:$kport)
             printf '[sinks]\nclose_timeout_secs = 120\n[sinks.kafka]\nspool_dir = "%s"\n' "$dir/spool" >>"$dir/run.toml"
             [ "$target" != run-kafka-flows ] || printf 'kinds = ["flow_records"]\n' >>"$dir/run.toml"
+            # Extra [sinks.kafka] lines for an experiment, e.g. KAFKA_EXTRA='compression = "none"'.
+            [ -z "${KAFKA_EXTRA:-}" ] || printf '%s\n' "$KAFKA_EXTRA" >>"$dir/run.toml"
             if [ "$target" = run-avro ]; then
                 local rport
                 rport=$(free_port)
