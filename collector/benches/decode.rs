@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
                 let ms = i64::from(u32::from_be_bytes([m[4], m[5], m[6], m[7]])) * 1000;
                 d.decode(ip, Some(ms), m, &mut out);
                 for r in &out {
-                    serde_json::to_writer(&mut buf, r).unwrap();
+                    schemas::json::write(&mut buf, r).unwrap();
                     buf.push(b'\n');
                 }
                 out.clear();

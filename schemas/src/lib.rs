@@ -28,6 +28,7 @@
 pub mod ext;
 pub mod flow;
 pub mod ipfix;
+pub mod json;
 pub mod key;
 pub mod kind;
 pub mod published;

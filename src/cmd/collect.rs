@@ -112,10 +112,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .spawn(move || -> std::io::Result<()> {
             let stdout = std::io::stdout();
             let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let mut line = Vec::with_capacity(2048);
             for batch in rx {
                 for r in &batch {
-                    serde_json::to_writer(&mut w, r)?;
-                    w.write_all(b"\n")?;
+                    line.clear();
+                    schemas::json::write(&mut line, r)?;
+                    line.push(b'\n');
+                    w.write_all(&line)?;
                 }
             }
             w.flush()

@@ -40,6 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut out = Vec::new();
+    let mut line = Vec::with_capacity(2048);
     for f in &args.files {
         let msgs =
             read_file(f, &mut fstats).with_context(|| format!("decoding {}", f.display()))?;
@@ -47,8 +48,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             decoder.decode(m.exporter.ip(), m.received_ms, &m.payload, &mut out);
             if !args.stats {
                 for r in out.drain(..) {
-                    serde_json::to_writer(&mut w, &r)?;
-                    w.write_all(b"\n")?;
+                    line.clear();
+                    schemas::json::write(&mut line, &r)?;
+                    line.push(b'\n');
+                    w.write_all(&line)?;
                 }
             }
             out.clear();
