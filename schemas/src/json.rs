@@ -151,6 +151,20 @@ impl<'a> Compound<'a> {
         }
     }
 
+    /// `{"variant":` then a compound opened with `open`, closed with `close` (which ends with
+    /// the variant's `}`).
+    fn variant(
+        out: &'a mut Vec<u8>,
+        variant: &str,
+        open: &[u8],
+        close: &'static [u8],
+    ) -> Result<Self, Error> {
+        out.push(b'{');
+        write_str(out, variant)?;
+        out.push(b':');
+        Ok(Self::open(out, open, close))
+    }
+
     fn comma(&mut self) {
         if self.first {
             self.first = false;
@@ -316,10 +330,7 @@ impl<'a> ser::Serializer for Json<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>, Error> {
-        self.out.push(b'{');
-        write_str(self.out, variant)?;
-        self.out.push(b':');
-        Ok(Compound::open(self.out, b"[", b"]}"))
+        Compound::variant(self.out, variant, b"[", b"]}")
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>, Error> {
         Ok(Compound::open(self.out, b"{", b"}"))
@@ -334,56 +345,31 @@ impl<'a> ser::Serializer for Json<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>, Error> {
-        self.out.push(b'{');
-        write_str(self.out, variant)?;
-        self.out.push(b':');
-        Ok(Compound::open(self.out, b"{", b"}}"))
+        Compound::variant(self.out, variant, b"{", b"}}")
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
+/// The four element-list traits (sequence, tuple, tuple struct, tuple variant): an element each.
+macro_rules! element_lists {
+    ($($t:ident :: $m:ident),*) => {$(
+        impl ser::$t for Compound<'_> {
+            type Ok = ();
+            type Error = Error;
+            fn $m<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), Error> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
-}
+element_lists!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
@@ -416,35 +402,26 @@ impl ser::SerializeMap for Compound<'_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
+/// Structs and struct variants: a named field each.
+macro_rules! field_lists {
+    ($($t:ident),*) => {$(
+        impl ser::$t for Compound<'_> {
+            type Ok = ();
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<(), Error> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeStructVariant for Compound<'_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
-}
+field_lists!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
