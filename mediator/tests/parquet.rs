@@ -576,6 +576,16 @@ fn super_flows(n: usize) -> Vec<SuperFlow> {
         .collect()
 }
 
+/// A batch as `run` sends it: the super-flows' router flows, then the super-flows.
+fn flows_then_supers(supers: &[SuperFlow]) -> Vec<mediator::sink::records::AnyRecord> {
+    use mediator::sink::records::AnyRecord;
+    let flows = supers
+        .iter()
+        .map(|s| AnyRecord::Flow(Arc::new(s.flow.clone())));
+    let supers = supers.iter().map(|s| AnyRecord::Super(Box::new(s.clone())));
+    flows.chain(supers).collect()
+}
+
 #[test]
 fn direct_super_flow_path_matches_the_generic_path() {
     let schema = Arc::new(schemas::published::arrow_schema(RecordKind::SuperFlow));
@@ -874,11 +884,7 @@ fn two_encode_threads_write_what_one_writes() {
     for chunk in supers.chunks(150) {
         // A mixed batch as `run` sends it: router flows and their super-flows, plus a tap
         // record; then a batch of router flows only.
-        let mut b: Vec<AnyRecord> = chunk
-            .iter()
-            .map(|s| AnyRecord::Flow(Arc::new(s.flow.clone())))
-            .collect();
-        b.extend(chunk.iter().map(|s| AnyRecord::Super(Box::new(s.clone()))));
+        let mut b = flows_then_supers(chunk);
         b.push(AnyRecord::Tap(Box::new(schemas::sample::tap_record())));
         batches.push(b);
     }
@@ -954,11 +960,7 @@ fn kinds_select_the_tables_and_the_rest_is_counted_as_skipped() {
     use mediator::fanout::{BatchSink, Fanout};
     use mediator::sink::records::{AnyRecord, ParquetRecords};
     let supers = super_flows(100);
-    let mut batch: Vec<AnyRecord> = supers
-        .iter()
-        .map(|s| AnyRecord::Flow(Arc::new(s.flow.clone())))
-        .collect();
-    batch.extend(supers.iter().map(|s| AnyRecord::Super(Box::new(s.clone()))));
+    let mut batch = flows_then_supers(&supers);
     batch.push(AnyRecord::Session(Box::new(schemas::sample::app_session())));
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut c = cfg(tmp.path());

@@ -11,7 +11,7 @@
 
 use super::avro::{AvroEncoder, AvroError};
 use super::kafka::{KafkaFormat, KafkaSink};
-use super::parquet::ParquetSink;
+use super::parquet::{ParquetSink, ParquetSinkError, WriteReport};
 use super::Sink;
 use crate::fanout::BatchSink;
 use schemas::{AppSession, FlowRecord, Record, RecordKind, SuperFlow, TapRecord};
@@ -115,7 +115,7 @@ impl ParquetRecords {
     /// Runs `op` on each half, both whatever the first's outcome; the first error.
     fn on_both<T>(
         &mut self,
-        mut op: impl FnMut(&mut ParquetSink) -> Result<T, super::parquet::ParquetSinkError>,
+        mut op: impl FnMut(&mut ParquetSink) -> Result<T, ParquetSinkError>,
     ) -> Result<(), String> {
         let a = op(&mut self.main).map(|_| ());
         let b = self.second.as_mut().map_or(Ok(()), |h| op(h).map(|_| ()));
@@ -148,34 +148,40 @@ fn on_two_threads(
     }
 }
 
-/// Writes one kind through its row form (tap records, sessions), borrowing the records.
-fn write_kind<R: Record>(sink: &mut ParquetSink, recs: &[&R]) -> Result<u64, String> {
+/// Writes `recs` of `kind` with `write` (nothing to write, no call); returns the rows rejected,
+/// the first of them logged.
+fn write_with<T>(
+    sink: &mut ParquetSink,
+    kind: RecordKind,
+    recs: &[T],
+    write: impl FnOnce(&mut ParquetSink, &[T]) -> Result<WriteReport, ParquetSinkError>,
+) -> Result<u64, String> {
     if recs.is_empty() {
         return Ok(0);
     }
-    let r = sink.write_refs(recs).map_err(|e| e.to_string())?;
-    log_rejected(R::KIND, &r);
+    let r = write(sink, recs).map_err(|e| e.to_string())?;
+    log_rejected(kind, &r);
     Ok(r.rejected.len() as u64)
+}
+
+/// Writes one kind through its row form (tap records, sessions), borrowing the records.
+fn write_kind<R: Record>(sink: &mut ParquetSink, recs: &[&R]) -> Result<u64, String> {
+    write_with(sink, R::KIND, recs, ParquetSink::write_refs)
 }
 
 /// Writes super-flows through the direct Arrow path, borrowing the records.
 fn write_supers(sink: &mut ParquetSink, recs: &[&SuperFlow]) -> Result<u64, String> {
-    if recs.is_empty() {
-        return Ok(0);
-    }
-    let r = sink.write_super_refs(recs).map_err(|e| e.to_string())?;
-    log_rejected(RecordKind::SuperFlow, &r);
-    Ok(r.rejected.len() as u64)
+    write_with(
+        sink,
+        RecordKind::SuperFlow,
+        recs,
+        ParquetSink::write_super_refs,
+    )
 }
 
 /// Writes router flows through the direct Arrow path, borrowing the records.
 fn write_flows(sink: &mut ParquetSink, flows: &[&FlowRecord]) -> Result<u64, String> {
-    if flows.is_empty() {
-        return Ok(0);
-    }
-    let r = sink.write_flow_refs(flows).map_err(|e| e.to_string())?;
-    log_rejected(RecordKind::Flow, &r);
-    Ok(r.rejected.len() as u64)
+    write_with(sink, RecordKind::Flow, flows, ParquetSink::write_flow_refs)
 }
 
 /// Writes every kind but router flows.
@@ -186,7 +192,7 @@ fn write_others(sink: &mut ParquetSink, g: &Grouped<'_>) -> Result<u64, String> 
     Ok(rejected)
 }
 
-fn log_rejected(kind: RecordKind, r: &super::parquet::WriteReport) {
+fn log_rejected(kind: RecordKind, r: &WriteReport) {
     for x in r.rejected.iter().take(1) {
         tracing::warn!(kind = %kind, record_id = ?x.record_id, reason = %x.reason, rejected = r.rejected.len(), "Parquet sink refused records");
     }
