@@ -11,6 +11,11 @@ use collector::bench_stream::{messages, Shape};
 use collector::{Decoder, DecoderConfig};
 use std::net::{IpAddr, Ipv4Addr};
 
+/// The product's allocator (as in `src/main.rs` and the decode bench), so the count is of what
+/// ships: under glibc's malloc the allocator's share differs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[inline(always)]
 fn decode_all(d: &mut Decoder, msgs: &[Vec<u8>], out: &mut Vec<schemas::FlowRecord>) -> usize {
     let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
