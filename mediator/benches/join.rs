@@ -12,6 +12,13 @@
 //! - `cold`: a fresh join per iteration;
 //! - `warm_1m`: the same on top of 1 M other tap flows held in state (cache misses as in a busy
 //!   mediator).
+//! - `hits_1m`: 100 000 router records for random flows among those 1 M, each settled on arrival
+//!   (every lookup a cold bucket and entry: the router side of a busy site).
+//!
+//! `feed` calls [`Joiner::prefetch`] as `run` does; `JOIN_BENCH_NO_PREFETCH=1` leaves it out.
+//! `JOIN_BENCH_AB=1` skips criterion and runs `cold`, `warm_1m` and `hits_1m` with and without it,
+//! interleaved in one process (a shared machine's drift then hits both alike), and prints the
+//! medians and the median on/off ratio of 15 rounds.
 //!
 //! State size (printed before the timings): tap flows pending, measured with a counting allocator
 //! (bytes allocated and not freed while the state was built) and compared with
@@ -32,7 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mediator::join::{JoinConfig, Joiner};
+use mediator::join::{Ahead, JoinConfig, Joiner};
 use mimalloc::MiMalloc;
 use schemas::qoe::{ConferencingQoe, GamingQoe, Qoe, VideoQoe};
 use schemas::{AppPlatform, AppType, FlowRecord, RecordState, SuperFlow, TapKey, TapRecord};
@@ -72,6 +79,10 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static A: Counting = Counting;
+
+/// Whether `feed` calls [`Joiner::prefetch`] (what `run` does); off with `JOIN_BENCH_NO_PREFETCH`,
+/// toggled by the `JOIN_BENCH_AB` comparison.
+static PREFETCH: AtomicBool = AtomicBool::new(true);
 
 const T0: i64 = 1_718_000_000_000;
 const FLOWS: u32 = 20_000;
@@ -248,10 +259,29 @@ fn events(g: &Gen, base: u64, t0: i64) -> Vec<(i64, Ev)> {
     ev
 }
 
+/// The record at `i` of what is left, for [`Joiner::prefetch`].
+fn ahead(rest: &[(i64, Ev)], i: usize) -> Option<Ahead<'_>> {
+    match rest.get(i).map(|e| &e.1) {
+        Some(Ev::Router(f)) => Some(Ahead::Router(f)),
+        Some(Ev::Tap(t)) => Some(Ahead::Tap(t)),
+        _ => None,
+    }
+}
+
 #[inline(never)]
 fn feed(j: &mut Joiner, ev: Vec<(i64, Ev)>, out: &mut Vec<SuperFlow>) -> usize {
+    let prefetch = PREFETCH.load(Relaxed);
     let mut n = 0;
-    for (t, e) in ev {
+    let mut ev = ev.into_iter();
+    if prefetch {
+        for i in 0..Joiner::PREFETCH_AHEAD {
+            j.prefetch(ahead(ev.as_slice(), i));
+        }
+    }
+    while let Some((t, e)) = ev.next() {
+        if prefetch {
+            j.prefetch(ahead(ev.as_slice(), Joiner::PREFETCH_AHEAD - 1));
+        }
         match e {
             Ev::Router(f) => j.router(f, t, out),
             Ev::Tap(r) => j.tap(&r, t, out),
@@ -290,6 +320,12 @@ fn throughput(c: &mut Criterion) {
         );
         return;
     }
+    if std::env::var_os("JOIN_BENCH_NO_PREFETCH").is_some() {
+        PREFETCH.store(false, Relaxed);
+    }
+    if std::env::var_os("JOIN_BENCH_AB").is_some() {
+        return prefetch_ab(&g);
+    }
     let records = u64::from(FLOWS) * 5;
     let mut group = c.benchmark_group("join");
     group.throughput(Throughput::Elements(records));
@@ -326,27 +362,132 @@ fn throughput(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 batch += 1;
-                let base = batch * u64::from(FLOWS);
-                let t0 = T0 + batch as i64 * 200_000;
-                let ev = events(&g, base, t0);
+                total += warm_batch(&g, &mut j, batch, &mut out);
+            }
+            total
+        })
+    });
+    // Router records for flows already in that state, in an order unrelated to memory: every
+    // lookup lands on a cold bucket and entry (a busy site's router side).
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    group.bench_function("hits_1m", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let ev = hits(&g, &mut seed, records, j.now_ms());
                 let t = Instant::now();
                 let n = feed(&mut j, ev, &mut out);
                 total += t.elapsed();
-                assert_eq!(n, 2 * FLOWS as usize, "all settled by the tap's end report");
-                // Forget the batch's tap flows: their keys hash from ids in [base, base + FLOWS).
-                let keys: std::collections::HashSet<u64> = (base..base + u64::from(FLOWS))
-                    .map(|id| {
-                        let (c, s) = Gen::endpoints(id);
-                        schemas::FlowKey::new(6, c, s, 0).hash64()
-                    })
-                    .collect();
-                j.flush_where(|k| keys.contains(&k), &mut out);
-                out.clear();
+                assert_eq!(
+                    n, records as usize,
+                    "every router record settled on arrival"
+                );
             }
             total
         })
     });
     group.finish();
+}
+
+/// One `warm_1m` iteration: batch `batch`'s flows fed on top of the resident state (timed), then
+/// forgotten (untimed) so that the state stays at 1 M.
+fn warm_batch(g: &Gen, j: &mut Joiner, batch: u64, out: &mut Vec<SuperFlow>) -> Duration {
+    let base = batch * u64::from(FLOWS);
+    let t0 = T0 + batch as i64 * 200_000;
+    let ev = events(g, base, t0);
+    let t = Instant::now();
+    let n = feed(j, ev, out);
+    let took = t.elapsed();
+    assert_eq!(n, 2 * FLOWS as usize, "all settled by the tap's end report");
+    // Forget the batch's tap flows: their keys hash from ids in [base, base + FLOWS).
+    let keys: std::collections::HashSet<u64> = (base..base + u64::from(FLOWS))
+        .map(|id| {
+            let (c, s) = Gen::endpoints(id);
+            schemas::FlowKey::new(6, c, s, 0).hash64()
+        })
+        .collect();
+    j.flush_where(|k| keys.contains(&k), out);
+    out.clear();
+    took
+}
+
+/// Router records for `records` random flows among the 1 M that [`fill_taps`] put at `1 << 40`.
+fn hits(g: &Gen, seed: &mut u64, records: u64, now: i64) -> Vec<(i64, Ev)> {
+    (0..records)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let id = (1 << 40) + (*seed >> 33) % 1_000_000;
+            (now, Ev::Router(g.router(id, 0, T0 - 30_000, T0 - 1_000)))
+        })
+        .collect()
+}
+
+/// `JOIN_BENCH_AB=1`: `cold`, `warm_1m` and `hits_1m` with and without [`Joiner::prefetch`], interleaved
+/// in one process (the order swapped every round), so that a shared machine's drift hits both
+/// alike; prints each side's median and the median of the rounds' ratios.
+fn prefetch_ab(g: &Gen) {
+    const ROUNDS: usize = 15;
+    let records = u64::from(FLOWS) * 5;
+    let mut out = Vec::with_capacity(64);
+    let run = |name: &str,
+               out: &mut Vec<SuperFlow>,
+               one: &mut dyn FnMut(&mut Vec<SuperFlow>) -> Duration| {
+        let (mut on, mut off, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..ROUNDS {
+            let mut t = [Duration::ZERO; 2];
+            for k in [r % 2, 1 - r % 2] {
+                PREFETCH.store(k == 1, Relaxed);
+                t[k] = one(out);
+            }
+            off.push(records as f64 / t[0].as_secs_f64());
+            on.push(records as f64 / t[1].as_secs_f64());
+            ratio.push(t[0].as_secs_f64() / t[1].as_secs_f64());
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "{name}: prefetch off {:.0} k records/s, on {:.0} k; on/off median of {ROUNDS} rounds {:.3}",
+            med(&mut off) / 1e3,
+            med(&mut on) / 1e3,
+            med(&mut ratio)
+        );
+    };
+    run("cold", &mut out, &mut |out| {
+        let ev = events(g, 0, T0);
+        let mut j = Joiner::new(cfg());
+        let t = Instant::now();
+        let n = feed(&mut j, ev, out);
+        j.flush_all(out);
+        let took = t.elapsed();
+        assert_eq!(n + out.len(), 2 * FLOWS as usize);
+        out.clear();
+        took
+    });
+    let mut j = Joiner::new(JoinConfig {
+        tap_ttl_ms: 86_400_000,
+        ..cfg()
+    });
+    fill_taps(g, &mut j, 1_000_000, 1 << 40, &mut out);
+    let mut batch = 0u64;
+    run("warm_1m", &mut out, &mut |out| {
+        batch += 1;
+        warm_batch(g, &mut j, batch, out)
+    });
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    run("hits_1m", &mut out, &mut |out| {
+        let ev = hits(g, &mut seed, records, j.now_ms());
+        let t = Instant::now();
+        let n = feed(&mut j, ev, out);
+        let took = t.elapsed();
+        assert_eq!(n, records as usize);
+        out.clear();
+        took
+    });
+    PREFETCH.store(true, Relaxed);
 }
 
 /// Adds `n` tap flows (ids from `base`), one `update` report each, in the join's state.

@@ -53,7 +53,44 @@ pub struct Joiner {
     sweep_hand: u32,
     evict_hand: u32,
     last_sweep: i64,
+    /// The keys [`Joiner::prefetch`] was given, the latest `PREFETCH_RING`: each has its index
+    /// bucket loaded when given, its entry `PREFETCH_ENTRY` calls later and its QoE block (if
+    /// any) `PREFETCH_RING` calls later, each stage reading what the one before brought in.
+    prefetch_ring: [Prefetching; PREFETCH_RING],
+    prefetch_pos: usize,
     m: JoinMetrics,
+}
+
+/// Below this many live entries (about 8 MiB of them) [`Joiner::prefetch`] does nothing.
+const PREFETCH_MIN_ENTRIES: usize = 1 << 16;
+/// Calls of [`Joiner::prefetch`] between loading a key's index bucket and loading its entry.
+const PREFETCH_ENTRY: usize = 8;
+/// Calls between loading a key's index bucket and loading its QoE block (a power of two).
+const PREFETCH_RING: usize = 16;
+
+/// One key on its way through [`Joiner::prefetch`]'s stages.
+#[derive(Clone, Copy)]
+struct Prefetching {
+    key: u64,
+    /// Its home bucket; `NIL` when there is nothing to follow.
+    home: u32,
+    /// The slot its bucket points to; `NIL` when there is nothing to follow.
+    slot: u32,
+}
+
+impl Prefetching {
+    const NONE: Self = Self {
+        key: 0,
+        home: NIL,
+        slot: NIL,
+    };
+}
+
+/// A record the caller will feed soon, for [`Joiner::prefetch`].
+#[derive(Clone, Copy)]
+pub enum Ahead<'a> {
+    Router(&'a FlowRecord),
+    Tap(&'a TapRecord),
 }
 
 impl Joiner {
@@ -84,8 +121,77 @@ impl Joiner {
             sweep_hand: 0,
             evict_hand: 0,
             last_sweep: 0,
+            prefetch_ring: [Prefetching::NONE; PREFETCH_RING],
+            prefetch_pos: 0,
             m: JoinMetrics::default(),
         }
+    }
+
+    /// How many records ahead of the one being fed [`Joiner::prefetch`] wants to see.
+    pub const PREFETCH_AHEAD: usize = PREFETCH_RING + 4;
+
+    /// A hint for callers that hold a batch: call it once per record fed, with the record
+    /// [`Joiner::PREFETCH_AHEAD`] (20) places further on (`None` past the batch's end). It starts
+    /// loading that record's index bucket, the entry of the record given 8 calls ago (whose bucket
+    /// has arrived by now) and the QoE block of the one given 16 calls ago, so that with a large
+    /// state the lookups find them in the cache instead of waiting on memory three times. It
+    /// changes no result; it costs a key parse and three short index probes, and nothing while
+    /// the table holds fewer than 65 536 flows (it fits the caches then).
+    pub fn prefetch(&mut self, ahead: Option<Ahead<'_>>) {
+        // A small table stays in the caches: the hint would only cost (15 % on the bench's
+        // 20 000-flow `cold` case, where it gains 15-20 % with 1 M flows resident).
+        if self.table.live < PREFETCH_MIN_ENTRIES {
+            return;
+        }
+        let key = ahead.and_then(|a| match a {
+            Ahead::Router(f) => self.router_key(f).map(|(_, k)| k),
+            Ahead::Tap(t) => self.tap_key(t).map(|(_, k)| k),
+        });
+        let pos = self.prefetch_pos;
+        self.prefetch_pos = (pos + 1) & (PREFETCH_RING - 1);
+        let mid =
+            &mut self.prefetch_ring[(pos + PREFETCH_RING - PREFETCH_ENTRY) & (PREFETCH_RING - 1)];
+        if mid.home != NIL {
+            mid.slot = self.table.prefetch_entry(mid.home).unwrap_or(NIL);
+        }
+        let new = match key {
+            Some(key) => Prefetching {
+                key,
+                home: self.table.prefetch_index(key).unwrap_or(NIL),
+                slot: NIL,
+            },
+            None => Prefetching::NONE,
+        };
+        let old = std::mem::replace(&mut self.prefetch_ring[pos], new);
+        if old.slot != NIL {
+            self.table.prefetch_qoe(old.slot, old.key);
+        }
+    }
+
+    /// A router record's (own key, table key); `None` without a parsable flow key.
+    fn router_key(&self, flow: &FlowRecord) -> Option<(u64, u64)> {
+        let own = flow.flow_key.as_deref().and_then(parse_key)?;
+        let key = if self.cfg.ignore_scope {
+            router_unscoped_key(flow).unwrap_or(own)
+        } else {
+            own
+        };
+        Some((own, key))
+    }
+
+    /// A tap record's (own key, table key); `None` without a parsable flow key.
+    fn tap_key(&self, t: &TapRecord) -> Option<(u64, u64)> {
+        let tk = parse_key(&t.key.flow_key)?;
+        let key = if self.cfg.ignore_scope {
+            FlowKey {
+                scope: 0,
+                ..t.key.canonical()
+            }
+            .hash64()
+        } else {
+            tk
+        };
+        Some((tk, key))
     }
 
     /// The configuration in force.
@@ -115,15 +221,10 @@ impl Joiner {
         self.advance(now_ms);
         self.m.router_records += 1;
         let flow = held.get();
-        let Some(own) = flow.flow_key.as_deref().and_then(parse_key) else {
+        let Some((own, key)) = self.router_key(flow) else {
             self.m.router_no_key += 1;
             self.emit(None, held.into_owned(), &Verdict::UNMATCHED, out);
             return;
-        };
-        let key = if self.cfg.ignore_scope {
-            router_unscoped_key(flow).unwrap_or(own)
-        } else {
-            own
         };
         let span = router_span(flow);
         let at = self.table.get(key);
@@ -174,18 +275,9 @@ impl Joiner {
         self.advance(now_ms);
         self.m.tap_records += 1;
         self.last_tap_ms = Some(self.now);
-        let Some(tk) = parse_key(&t.key.flow_key) else {
+        let Some((tk, key)) = self.tap_key(t) else {
             self.m.tap_bad_key += 1;
             return;
-        };
-        let key = if self.cfg.ignore_scope {
-            FlowKey {
-                scope: 0,
-                ..t.key.canonical()
-            }
-            .hash64()
-        } else {
-            tk
         };
         if t.last_seen_ms.saturating_add(self.grace()) < self.now {
             self.m.tap_late += 1;

@@ -119,6 +119,6 @@ mod state;
 mod tests;
 
 pub use config::JoinConfig;
-pub use joiner::Joiner;
+pub use joiner::{Ahead, Joiner};
 pub use metrics::JoinMetrics;
 pub use partition::Partitioner;

@@ -505,6 +505,27 @@ impl Index {
         }
     }
 
+    /// `key`'s home bucket, after starting to load it into the cache (a hint: no effect on
+    /// results); `None` while the index is empty.
+    fn prefetch(&self, key: u64) -> Option<u32> {
+        let home = self.home_checked(key)?;
+        prefetch_line(self.buckets.as_ptr().wrapping_add(home).cast());
+        u32::try_from(home).ok()
+    }
+
+    /// The slab index in bucket `home`, if it holds one: what the entry prefetch follows (the
+    /// first probe, right for most keys at our load; a miss here only loses the hint).
+    fn at_bucket(&self, home: u32) -> Option<u32> {
+        self.buckets
+            .get(home as usize)
+            .copied()
+            .filter(|&s| s != NIL)
+    }
+
+    fn home_checked(&self, key: u64) -> Option<usize> {
+        (!self.buckets.is_empty()).then(|| self.home(key))
+    }
+
     /// Inserts `idx` for `key` (not present).
     fn insert(&mut self, key: u64, idx: u32, keys: impl Fn(u32) -> u64) {
         if (self.len + 1) * 4 > self.buckets.len() * 3 {
@@ -590,6 +611,48 @@ impl Table {
         self.index.get(key, |i| key_at(chunks, i))
     }
 
+    /// Prefetch, first stage: starts loading `key`'s index bucket; returns the bucket for
+    /// [`Table::prefetch_entry`].
+    pub(crate) fn prefetch_index(&self, key: u64) -> Option<u32> {
+        self.index.prefetch(key)
+    }
+
+    /// Prefetch, second stage: starts loading the entry bucket `home` points to (reads the
+    /// bucket, so call it some records after [`Table::prefetch_index`], once the bucket is in);
+    /// returns the slot for [`Table::prefetch_qoe`].
+    pub(crate) fn prefetch_entry(&self, home: u32) -> Option<u32> {
+        let i = self.index.at_bucket(home)?;
+        let e = self
+            .chunks
+            .get(i as usize / CHUNK)
+            .and_then(|c| c.get(i as usize % CHUNK))?;
+        // An entry spans three cache lines; the lookup reads the first, a merge the rest.
+        let p: *const u8 = std::ptr::from_ref(e).cast();
+        prefetch_line(p);
+        prefetch_line(p.wrapping_add(64));
+        prefetch_line(p.wrapping_add(size_of::<Entry>() - 1));
+        Some(i)
+    }
+
+    /// Prefetch, third stage: starts loading the QoE block of slot `i` if it holds `key` and has
+    /// one (reads the entry: call it some records after [`Table::prefetch_entry`]).
+    pub(crate) fn prefetch_qoe(&self, i: u32, key: u64) {
+        let qoe = self
+            .chunks
+            .get(i as usize / CHUNK)
+            .and_then(|c| c.get(i as usize % CHUNK))
+            .filter(|e| e.key == key)
+            .and_then(|e| e.tap.as_ref())
+            .and_then(|t| t.qoe.as_deref());
+        if let Some(q) = qoe {
+            // The block is copied whole into the super-flow: its first few lines.
+            let p: *const u8 = std::ptr::from_ref(q).cast();
+            for off in (0..size_of::<QoeBlock>()).step_by(64).take(4) {
+                prefetch_line(p.wrapping_add(off));
+            }
+        }
+    }
+
     pub(crate) fn slots(&self) -> u32 {
         self.slots
     }
@@ -655,4 +718,18 @@ impl Table {
             + self.chunks.len() * CHUNK * size_of::<Entry>()
             + self.free.capacity() * size_of::<u32>()
     }
+}
+
+/// Asks the CPU to load the cache line holding `p` (x86-64; elsewhere nothing). A prefetch never
+/// faults, so `p` need not be dereferenceable, and it changes no result.
+#[inline(always)]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` only hints the cache; it reads no memory architecturally and cannot
+    // fault, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }

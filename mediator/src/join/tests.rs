@@ -881,3 +881,89 @@ fn keys_parse_as_a_digit_loop_would() {
         assert_eq!(parse_key(&s.to_uppercase()), Some(x));
     }
 }
+
+/// [`Joiner::prefetch`] is a hint: the same records, fed in the same order with and without it,
+/// give the same super-flows, also past the table size where it starts working (65 536 flows),
+/// with tap and router records mixed, some keys absent, and hints that do not match the record
+/// fed next.
+#[test]
+fn prefetch_changes_no_result() {
+    const FLOWS: u32 = 70_000;
+    // Flow `n` with a client address of its own (the helpers' `client` repeats past 65 536).
+    let keyed = |mut t: TapRecord, n: u32| {
+        t.key.client_addr = ip(10, (n >> 16) as u8, (n >> 8) as u8, n as u8);
+        t.key.set_flow_key();
+        t.stats.digest = t.key.flow_key.clone();
+        t.set_record_id();
+        t
+    };
+    let keyed_router = |mut r: FlowRecord, n: u32| {
+        r.dst_addr = Some(ip(10, (n >> 16) as u8, (n >> 8) as u8, n as u8));
+        r.set_flow_key();
+        r.set_record_id(0);
+        r
+    };
+    // Kept flat: the sizes differ, but these are built once.
+    #[allow(clippy::large_enum_variant)]
+    enum In {
+        Tap(TapRecord),
+        Router(FlowRecord),
+    }
+    let mut input = Vec::new();
+    for n in 0..FLOWS {
+        let app = if n % 3 == 0 {
+            AppType::Gaming
+        } else {
+            AppType::VideoStreaming
+        };
+        input.push(In::Tap(keyed(
+            tap(n, 1, 0, 30_000, RecordState::Update, app),
+            n,
+        )));
+    }
+    // Router records in a scattered order; every seventh has no tap flow.
+    let mut n = 0u32;
+    for _ in 0..FLOWS / 2 {
+        n = (n + 40_503) % FLOWS;
+        let id = if n % 7 == 0 { n + FLOWS } else { n };
+        input.push(In::Router(keyed_router(
+            router(n, 0, 1_000, 29_000, 100, 1),
+            id,
+        )));
+    }
+    let run = |prefetch: bool, skew: usize| {
+        let mut j = Joiner::new(cfg());
+        let mut out = Vec::new();
+        let ahead = |i: usize| match input.get(i) {
+            Some(In::Tap(t)) => Some(Ahead::Tap(t)),
+            Some(In::Router(r)) => Some(Ahead::Router(r)),
+            None => None,
+        };
+        for (i, r) in input.iter().enumerate() {
+            if prefetch {
+                j.prefetch(ahead(i + skew));
+            }
+            let now = T0 + 30_000;
+            match r {
+                In::Tap(t) => j.tap(t, now, &mut out),
+                In::Router(f) => j.router(f.clone(), now, &mut out),
+            }
+        }
+        j.flush_all(&mut out);
+        out
+    };
+    let plain = run(false, 0);
+    assert_eq!(plain.len(), FLOWS as usize / 2);
+    assert!(plain
+        .iter()
+        .any(|s| s.enrichment.status == MatchStatus::Matched));
+    assert!(plain
+        .iter()
+        .any(|s| s.enrichment.status == MatchStatus::Unmatched));
+    for skew in [Joiner::PREFETCH_AHEAD, 3] {
+        assert!(
+            run(true, skew) == plain,
+            "prefetch {skew} ahead changed the output"
+        );
+    }
+}
