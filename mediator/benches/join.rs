@@ -30,7 +30,9 @@
 //! exits, with `feed` not inlined, so that
 //! `valgrind --tool=callgrind --toggle-collect='join::feed*' <bench binary> --bench` counts the
 //! join's instructions for exactly `5 × 20 000` records (the input's drop included, as in the
-//! timings).
+//! timings). `JOIN_BENCH_ONCE=warm` (or `=hits`) does the same for one `warm_1m` (`hits_1m`)
+//! iteration after filling the 1 M resident flows; add `--cache-sim=yes` for the simulated cache
+//! misses.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
@@ -306,7 +308,13 @@ fn throughput(c: &mut Criterion) {
         return;
     }
     let g = Gen::new();
-    if std::env::var_os("JOIN_BENCH_ONCE").is_some() {
+    if std::env::var_os("JOIN_BENCH_NO_PREFETCH").is_some() {
+        PREFETCH.store(false, Relaxed);
+    }
+    if let Some(case) = std::env::var_os("JOIN_BENCH_ONCE") {
+        if case == "warm" || case == "hits" {
+            return once_resident(&g, case == "hits");
+        }
         let ev = events(&g, 0, T0);
         let mut j = Joiner::new(cfg());
         let mut out = Vec::with_capacity(64);
@@ -319,9 +327,6 @@ fn throughput(c: &mut Criterion) {
             n + out.len()
         );
         return;
-    }
-    if std::env::var_os("JOIN_BENCH_NO_PREFETCH").is_some() {
-        PREFETCH.store(false, Relaxed);
     }
     if std::env::var_os("JOIN_BENCH_AB").is_some() {
         return prefetch_ab(&g);
@@ -409,6 +414,30 @@ fn warm_batch(g: &Gen, j: &mut Joiner, batch: u64, out: &mut Vec<SuperFlow>) -> 
     j.flush_where(|k| keys.contains(&k), out);
     out.clear();
     took
+}
+
+/// `JOIN_BENCH_ONCE=warm` / `=hits`: one `warm_1m` or `hits_1m` iteration on top of 1 M resident
+/// tap flows, for callgrind (only `feed` is collected: not the fill, not the flush after it).
+fn once_resident(g: &Gen, hits_case: bool) {
+    let mut j = Joiner::new(JoinConfig {
+        tap_ttl_ms: 86_400_000,
+        ..cfg()
+    });
+    let mut out = Vec::with_capacity(64);
+    fill_taps(g, &mut j, 1_000_000, 1 << 40, &mut out);
+    let records = u64::from(FLOWS) * 5;
+    if hits_case {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let ev = hits(g, &mut seed, records, j.now_ms());
+        assert_eq!(feed(&mut j, ev, &mut out), records as usize);
+    } else {
+        // Batch 1 as warm_1m's first iteration (whose flush, untimed there, follows the batch).
+        warm_batch(g, &mut j, 1, &mut out);
+    }
+    println!(
+        "join once ({}): {records} records in",
+        if hits_case { "hits_1m" } else { "warm_1m" }
+    );
 }
 
 /// Router records for `records` random flows among the 1 M that [`fill_taps`] put at `1 << 40`.

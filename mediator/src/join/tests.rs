@@ -967,3 +967,41 @@ fn prefetch_changes_no_result() {
         );
     }
 }
+
+/// The sweep visits a large table in proportion to the time that passed, even when every tick's
+/// share rounds to nothing: with ticks every 10 ms and a share of one slot per 100 ms, every tap
+/// summary is still forgotten within its TTL plus one sweep period, and none before its TTL.
+#[test]
+fn sweep_keeps_up_with_frequent_ticks_on_a_large_table() {
+    const FLOWS: u32 = 1_000;
+    let ttl = 400_000; // sweep period ttl / 4 = 100 s: one slot every 100 ms
+    let mut j = Joiner::new(JoinConfig {
+        tap_ttl_ms: ttl,
+        ..cfg()
+    });
+    let mut out = Vec::new();
+    for n in 0..FLOWS {
+        let mut t = tap(n, 1, 0, 1_000, RecordState::Update, AppType::Gaming);
+        t.key.client_addr = ip(10, 9, (n >> 8) as u8, n as u8);
+        t.key.set_flow_key();
+        t.set_record_id();
+        j.tap(&t, T0 + 1_000, &mut out);
+    }
+    assert_eq!(j.metrics().tap_flows, u64::from(FLOWS));
+    let mut now = T0 + 1_000;
+    let end = now + ttl as i64 + (ttl / 4) as i64 + 1_000;
+    while now < end {
+        now += 10;
+        j.tick(now, &mut out);
+        if now < T0 + 1_000 + ttl as i64 {
+            assert_eq!(
+                j.metrics().tap_expired,
+                0,
+                "expired before its TTL at {now}"
+            );
+        }
+    }
+    assert_eq!(j.metrics().tap_expired, u64::from(FLOWS));
+    assert_eq!(j.metrics().tap_flows, 0);
+    assert!(out.is_empty());
+}
