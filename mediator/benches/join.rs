@@ -312,86 +312,85 @@ fn throughput(c: &mut Criterion) {
         PREFETCH.store(false, Relaxed);
     }
     if let Some(case) = std::env::var_os("JOIN_BENCH_ONCE") {
-        if case == "warm" || case == "hits" {
-            return once_resident(&g, case == "hits");
-        }
-        let ev = events(&g, 0, T0);
-        let mut j = Joiner::new(cfg());
         let mut out = Vec::with_capacity(64);
-        let n = feed(&mut j, ev, &mut out);
-        j.flush_all(&mut out);
-        assert_eq!(n + out.len(), 2 * FLOWS as usize);
-        println!(
-            "join once: {} records in, {} super-flows out",
-            u64::from(FLOWS) * 5,
-            n + out.len()
-        );
+        let name = if case == "warm" {
+            warm_batch(&g, &mut resident(&g, &mut out), 1, &mut out);
+            "warm_1m"
+        } else if case == "hits" {
+            hits_batch(
+                &g,
+                &mut resident(&g, &mut out),
+                &mut { HITS_SEED },
+                &mut out,
+            );
+            "hits_1m"
+        } else {
+            cold_batch(&g, &mut out);
+            "cold"
+        };
+        println!("join once ({name}): {RECORDS} records in");
         return;
     }
     if std::env::var_os("JOIN_BENCH_AB").is_some() {
         return prefetch_ab(&g);
     }
-    let records = u64::from(FLOWS) * 5;
     let mut group = c.benchmark_group("join");
-    group.throughput(Throughput::Elements(records));
+    group.throughput(Throughput::Elements(RECORDS));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(20));
+    let mut out = Vec::with_capacity(64);
     group.bench_function("cold", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| cold_batch(&g, &mut out)).sum())
+    });
+    let mut j = resident(&g, &mut out);
+    let mut batch = 0u64;
+    group.bench_function("warm_1m", |b| {
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let ev = events(&g, 0, T0);
-                let mut j = Joiner::new(cfg());
-                let mut out = Vec::with_capacity(64);
-                let t = Instant::now();
-                let n = feed(&mut j, ev, &mut out);
-                j.flush_all(&mut out);
-                total += t.elapsed();
-                assert_eq!(n + out.len(), 2 * FLOWS as usize);
-                black_box(j.metrics());
-            }
-            total
+            (0..iters)
+                .map(|_| {
+                    batch += 1;
+                    warm_batch(&g, &mut j, batch, &mut out)
+                })
+                .sum()
         })
     });
-    // 1 M long-lived tap flows of other keys, then batches on top; each batch's keys are flushed
-    // (untimed) after it so the resident state stays at 1 M.
+    let mut seed = HITS_SEED;
+    group.bench_function("hits_1m", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| hits_batch(&g, &mut j, &mut seed, &mut out))
+                .sum()
+        })
+    });
+    group.finish();
+}
+
+/// Records fed per iteration of every case.
+const RECORDS: u64 = FLOWS as u64 * 5;
+
+/// One `cold` iteration: a fresh join fed the 20 000 flows and flushed (timed; the input is built
+/// before).
+fn cold_batch(g: &Gen, out: &mut Vec<SuperFlow>) -> Duration {
+    let ev = events(g, 0, T0);
+    let mut j = Joiner::new(cfg());
+    let t = Instant::now();
+    let n = feed(&mut j, ev, out);
+    j.flush_all(out);
+    let took = t.elapsed();
+    assert_eq!(n + out.len(), 2 * FLOWS as usize);
+    black_box(j.metrics());
+    out.clear();
+    took
+}
+
+/// The join `warm_1m` and `hits_1m` run on: 1 M long-lived tap flows (ids from `1 << 40`).
+fn resident(g: &Gen, out: &mut Vec<SuperFlow>) -> Joiner {
     let mut j = Joiner::new(JoinConfig {
         tap_ttl_ms: 86_400_000,
         ..cfg()
     });
-    let mut out = Vec::new();
-    fill_taps(&g, &mut j, 1_000_000, 1 << 40, &mut out);
-    let mut batch = 0u64;
-    group.bench_function("warm_1m", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                batch += 1;
-                total += warm_batch(&g, &mut j, batch, &mut out);
-            }
-            total
-        })
-    });
-    // Router records for flows already in that state, in an order unrelated to memory: every
-    // lookup lands on a cold bucket and entry (a busy site's router side).
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    group.bench_function("hits_1m", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let ev = hits(&g, &mut seed, records, j.now_ms());
-                let t = Instant::now();
-                let n = feed(&mut j, ev, &mut out);
-                total += t.elapsed();
-                assert_eq!(
-                    n, records as usize,
-                    "every router record settled on arrival"
-                );
-            }
-            total
-        })
-    });
-    group.finish();
+    fill_taps(g, &mut j, 1_000_000, 1 << 40, out);
+    j
 }
 
 /// One `warm_1m` iteration: batch `batch`'s flows fed on top of the resident state (timed), then
@@ -416,33 +415,15 @@ fn warm_batch(g: &Gen, j: &mut Joiner, batch: u64, out: &mut Vec<SuperFlow>) -> 
     took
 }
 
-/// `JOIN_BENCH_ONCE=warm` / `=hits`: one `warm_1m` or `hits_1m` iteration on top of 1 M resident
-/// tap flows, for callgrind (only `feed` is collected: not the fill, not the flush after it).
-fn once_resident(g: &Gen, hits_case: bool) {
-    let mut j = Joiner::new(JoinConfig {
-        tap_ttl_ms: 86_400_000,
-        ..cfg()
-    });
-    let mut out = Vec::with_capacity(64);
-    fill_taps(g, &mut j, 1_000_000, 1 << 40, &mut out);
-    let records = u64::from(FLOWS) * 5;
-    if hits_case {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let ev = hits(g, &mut seed, records, j.now_ms());
-        assert_eq!(feed(&mut j, ev, &mut out), records as usize);
-    } else {
-        // Batch 1 as warm_1m's first iteration (whose flush, untimed there, follows the batch).
-        warm_batch(g, &mut j, 1, &mut out);
-    }
-    println!(
-        "join once ({}): {records} records in",
-        if hits_case { "hits_1m" } else { "warm_1m" }
-    );
-}
+/// Seed of `hits_1m`'s random flow ids.
+const HITS_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// Router records for `records` random flows among the 1 M that [`fill_taps`] put at `1 << 40`.
-fn hits(g: &Gen, seed: &mut u64, records: u64, now: i64) -> Vec<(i64, Ev)> {
-    (0..records)
+/// One `hits_1m` iteration: router records for random flows among [`resident`]'s, in an order
+/// unrelated to memory, so every lookup lands on a cold bucket and entry (a busy site's router
+/// side); each settles on arrival (timed; the input is built before).
+fn hits_batch(g: &Gen, j: &mut Joiner, seed: &mut u64, out: &mut Vec<SuperFlow>) -> Duration {
+    let now = j.now_ms();
+    let ev: Vec<(i64, Ev)> = (0..RECORDS)
         .map(|_| {
             *seed = seed
                 .wrapping_mul(6_364_136_223_846_793_005)
@@ -450,7 +431,16 @@ fn hits(g: &Gen, seed: &mut u64, records: u64, now: i64) -> Vec<(i64, Ev)> {
             let id = (1 << 40) + (*seed >> 33) % 1_000_000;
             (now, Ev::Router(g.router(id, 0, T0 - 30_000, T0 - 1_000)))
         })
-        .collect()
+        .collect();
+    let t = Instant::now();
+    let n = feed(j, ev, out);
+    let took = t.elapsed();
+    assert_eq!(
+        n, RECORDS as usize,
+        "every router record settled on arrival"
+    );
+    out.clear();
+    took
 }
 
 /// `JOIN_BENCH_AB=1`: `cold`, `warm_1m` and `hits_1m` with and without [`Joiner::prefetch`], interleaved
@@ -458,7 +448,6 @@ fn hits(g: &Gen, seed: &mut u64, records: u64, now: i64) -> Vec<(i64, Ev)> {
 /// alike; prints each side's median and the median of the rounds' ratios.
 fn prefetch_ab(g: &Gen) {
     const ROUNDS: usize = 15;
-    let records = u64::from(FLOWS) * 5;
     let mut out = Vec::with_capacity(64);
     let run = |name: &str,
                out: &mut Vec<SuperFlow>,
@@ -470,8 +459,8 @@ fn prefetch_ab(g: &Gen) {
                 PREFETCH.store(k == 1, Relaxed);
                 t[k] = one(out);
             }
-            off.push(records as f64 / t[0].as_secs_f64());
-            on.push(records as f64 / t[1].as_secs_f64());
+            off.push(RECORDS as f64 / t[0].as_secs_f64());
+            on.push(RECORDS as f64 / t[1].as_secs_f64());
             ratio.push(t[0].as_secs_f64() / t[1].as_secs_f64());
         }
         let med = |v: &mut Vec<f64>| {
@@ -485,36 +474,16 @@ fn prefetch_ab(g: &Gen) {
             med(&mut ratio)
         );
     };
-    run("cold", &mut out, &mut |out| {
-        let ev = events(g, 0, T0);
-        let mut j = Joiner::new(cfg());
-        let t = Instant::now();
-        let n = feed(&mut j, ev, out);
-        j.flush_all(out);
-        let took = t.elapsed();
-        assert_eq!(n + out.len(), 2 * FLOWS as usize);
-        out.clear();
-        took
-    });
-    let mut j = Joiner::new(JoinConfig {
-        tap_ttl_ms: 86_400_000,
-        ..cfg()
-    });
-    fill_taps(g, &mut j, 1_000_000, 1 << 40, &mut out);
+    run("cold", &mut out, &mut |out| cold_batch(g, out));
+    let mut j = resident(g, &mut out);
     let mut batch = 0u64;
     run("warm_1m", &mut out, &mut |out| {
         batch += 1;
         warm_batch(g, &mut j, batch, out)
     });
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut seed = HITS_SEED;
     run("hits_1m", &mut out, &mut |out| {
-        let ev = hits(g, &mut seed, records, j.now_ms());
-        let t = Instant::now();
-        let n = feed(&mut j, ev, out);
-        let took = t.elapsed();
-        assert_eq!(n, records as usize);
-        out.clear();
-        took
+        hits_batch(g, &mut j, &mut seed, out)
     });
     PREFETCH.store(true, Relaxed);
 }

@@ -622,10 +622,7 @@ impl Table {
     /// returns the slot for [`Table::prefetch_qoe`].
     pub(crate) fn prefetch_entry(&self, home: u32) -> Option<u32> {
         let i = self.index.at_bucket(home)?;
-        let e = self
-            .chunks
-            .get(i as usize / CHUNK)
-            .and_then(|c| c.get(i as usize % CHUNK))?;
+        let e = self.checked_at(i)?;
         // An entry spans three cache lines; the lookup reads the first, a merge the rest.
         let p: *const u8 = std::ptr::from_ref(e).cast();
         prefetch_line(p);
@@ -638,9 +635,7 @@ impl Table {
     /// one (reads the entry: call it some records after [`Table::prefetch_entry`]).
     pub(crate) fn prefetch_qoe(&self, i: u32, key: u64) {
         let qoe = self
-            .chunks
-            .get(i as usize / CHUNK)
-            .and_then(|c| c.get(i as usize % CHUNK))
+            .checked_at(i)
             .filter(|e| e.key == key)
             .and_then(|e| e.tap.as_ref())
             .and_then(|t| t.qoe.as_deref());
@@ -651,6 +646,13 @@ impl Table {
                 prefetch_line(p.wrapping_add(off));
             }
         }
+    }
+
+    /// [`Table::at`] for a slot a prefetch stage carried over (the table may have changed since).
+    fn checked_at(&self, i: u32) -> Option<&Entry> {
+        self.chunks
+            .get(i as usize / CHUNK)
+            .and_then(|c| c.get(i as usize % CHUNK))
     }
 
     pub(crate) fn slots(&self) -> u32 {
