@@ -24,7 +24,9 @@
 # A target's ladder stops after the first rate whose median loss is above 0.
 #
 # Usage: bench/loopback.sh [OUT_DIR]     env: RATES, REPS (3), DURATION (10), TARGETS, RECORDS,
-#        KAFKA_EXTRA (lines appended to the run-kafka* targets' [sinks.kafka] section)
+#        KAFKA_EXTRA (lines appended to the run-kafka* targets' [sinks.kafka] section),
+#        SNF_BIN (the supernetflow binary measured, default the release build: for A/B runs of
+#        two builds in one session)
 # Network: 127.0.0.1 only. Runs one thing at a time (the machine has 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +57,7 @@ echo "== build" >&2
 cargo build --release >&2
 cargo build --release -p supernetflow-collector --example gen_stream >&2
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SNF=$TARGET_DIR/release/supernetflow
+SNF=${SNF_BIN:-$TARGET_DIR/release/supernetflow}
 GEN=$TARGET_DIR/release/examples/gen_stream
 STREAM=$WORK/stream.ipfix
 read -r MSGS RECS BYTES < <("$GEN" baseline "$RECORDS" "$STREAM")

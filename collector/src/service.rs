@@ -132,7 +132,7 @@ pub fn run(
     tracing::info!(udp = ?bound.udp, tcp = ?bound.tcp, "Collector listening");
     on_bound(&bound);
 
-    let mut out: Vec<FlowRecord> = Vec::with_capacity(4096);
+    let mut out: Vec<FlowRecord> = Vec::with_capacity(64);
     let (saves, save_errors) = (Cell::new(0u64), Cell::new(0u64));
     let save = |d: &Decoder| {
         if let Some(p) = &state_file {
@@ -168,7 +168,12 @@ pub fn run(
                     save(&decoder);
                 }
                 if !out.is_empty() && sink_result.is_ok() {
-                    let batch = std::mem::replace(&mut out, Vec::with_capacity(4096));
+                    // The next batch is sized like this one. A fixed 4 096 records (1.6 MB) for
+                    // batches of a few hundred made the kernel zero a fresh huge page for most
+                    // batches: `clear_page` in this thread was 6 % of the machine's CPU in `run`
+                    // into Parquet at 600 k rec/s, 2.3 % after (perf, 2026-12-08).
+                    let next = out.len().next_power_of_two().clamp(64, 4096);
+                    let batch = std::mem::replace(&mut out, Vec::with_capacity(next));
                     if let Err(e) = sink(batch) {
                         sink_result = Err(ServiceError::Sink(e));
                         shutdown.store(true, Relaxed);
