@@ -48,19 +48,21 @@ fn configs() -> [EncoderConfig; 2] {
 fn super_variants() -> Vec<SuperFlow> {
     let base = schemas::sample::super_flow();
     let mut v6 = base.clone();
-    v6.flow.src_addr = "2001:db8::10".parse().ok();
-    v6.flow.dst_addr = "2001:db8:ffff::1".parse().ok();
-    v6.flow.exporter = "2001:db8::1".parse().unwrap_or(v6.flow.exporter);
-    v6.flow.next_hop = "2001:db8::fe".parse().ok();
-    v6.flow.protocol = Some(58);
-    v6.flow.icmp_type = Some(128);
-    v6.flow.icmp_code = Some(0);
-    v6.flow.src_mask = Some(64);
-    v6.flow.direction = Some(Direction::Egress);
-    v6.flow.set_flow_key();
+    let f = v6.flow.make_mut();
+    f.src_addr = "2001:db8::10".parse().ok();
+    f.dst_addr = "2001:db8:ffff::1".parse().ok();
+    f.exporter = "2001:db8::1".parse().unwrap_or(f.exporter);
+    f.next_hop = "2001:db8::fe".parse().ok();
+    f.protocol = Some(58);
+    f.icmp_type = Some(128);
+    f.icmp_code = Some(0);
+    f.src_mask = Some(64);
+    f.direction = Some(Direction::Egress);
+    f.set_flow_key();
     let mut unmatched = SuperFlow::unmatched(schemas::sample::flow_record());
-    unmatched.flow.clock_skew_ms = Some(-4_000);
-    unmatched.flow.time_source = TimeSource::SysUptime;
+    let f = unmatched.flow.make_mut();
+    f.clock_skew_ms = Some(-4_000);
+    f.time_source = TimeSource::SysUptime;
     let mut partial = base.clone();
     partial.enrichment.status = schemas::MatchStatus::Partial;
     partial.enrichment.router_tap_ratio = None;
@@ -260,9 +262,9 @@ proptest! {
             let mut s = if matched {
                 base.clone()
             } else {
-                SuperFlow::unmatched(base.flow.clone())
+                SuperFlow::unmatched((*base.flow).clone())
             };
-            let f = &mut s.flow;
+            let f = s.flow.make_mut();
             if v6 {
                 f.src_addr = Some(IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16 + 1]));
                 f.dst_addr = Some(IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 1, 1]));

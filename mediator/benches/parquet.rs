@@ -107,7 +107,7 @@ fn supers(recs: &[FlowRecord], mixed: bool) -> Vec<SuperFlow> {
             if mixed && i % 3 == 0 {
                 let mut s = base.clone();
                 s.record_id = f.record_id.to_string();
-                s.flow = f.clone();
+                s.flow = f.clone().into();
                 s
             } else {
                 SuperFlow::unmatched(f.clone())

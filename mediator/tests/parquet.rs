@@ -507,14 +507,14 @@ fn super_flows(n: usize) -> Vec<SuperFlow> {
                     // Matched with the sample's app, stats and gaming QoE.
                     let mut s = base.clone();
                     s.record_id = f.record_id.to_string();
-                    s.flow = f;
+                    s.flow = f.into();
                     s
                 }
                 3 => {
                     // Partial: app and stats, no QoE; NaN in nullable floats.
                     let mut s = base.clone();
                     s.record_id = f.record_id.to_string();
-                    s.flow = f;
+                    s.flow = f.into();
                     s.qoe = None;
                     s.enrichment.status = MatchStatus::Partial;
                     s.enrichment.tap = None;
@@ -537,7 +537,7 @@ fn super_flows(n: usize) -> Vec<SuperFlow> {
                     // Matched with video and conferencing QoE, no stats.
                     let mut s = base.clone();
                     s.record_id = f.record_id.to_string();
-                    s.flow = f;
+                    s.flow = f.into();
                     s.stats = None;
                     s.qoe = Some(Qoe {
                         video: Some(VideoQoe {
@@ -579,9 +579,7 @@ fn super_flows(n: usize) -> Vec<SuperFlow> {
 /// A batch as `run` sends it: the super-flows' router flows, then the super-flows.
 fn flows_then_supers(supers: &[SuperFlow]) -> Vec<mediator::sink::records::AnyRecord> {
     use mediator::sink::records::AnyRecord;
-    let flows = supers
-        .iter()
-        .map(|s| AnyRecord::Flow(Arc::new(s.flow.clone())));
+    let flows = supers.iter().map(|s| AnyRecord::Flow(s.flow.0.clone()));
     let supers = supers.iter().map(|s| AnyRecord::Super(Box::new(s.clone())));
     flows.chain(supers).collect()
 }

@@ -294,7 +294,7 @@ pub fn super_flow() -> SuperFlow {
             key_match: KeyMatch::Canonical,
             router_tap_ratio: Some(1.0),
         },
-        flow,
+        flow: flow.into(),
     };
     sf.sync_columns();
     sf

@@ -34,7 +34,9 @@ pub struct SuperFlow {
     /// column; `null` when unmatched or not attributed.
     pub provider: Option<String>,
     /// The router's flow, as the collector normalised it.
-    pub flow: FlowRecord,
+    // Shared: `run` publishes the same record to `flow_records`, and the join hands it on to the
+    // super-flow without copying it; published exactly as the record itself.
+    pub flow: Shared<FlowRecord>,
     /// Application & user platform from the matched tap records; `null` when unmatched.
     // Shared: the join hands one copy of a flow's application block to every super-flow that
     // carries it instead of cloning its strings; published exactly as the block itself.
@@ -51,8 +53,9 @@ pub struct SuperFlow {
 }
 
 impl SuperFlow {
-    /// A super-flow for a router flow no tap record matched.
-    pub fn unmatched(flow: FlowRecord) -> Self {
+    /// A super-flow for a router flow no tap record matched (the flow given by value or shared).
+    pub fn unmatched(flow: impl Into<Shared<FlowRecord>>) -> Self {
+        let flow = flow.into();
         Self {
             schema_version: crate::SCHEMA_VERSION,
             record_id: flow.record_id.as_str().to_owned(),

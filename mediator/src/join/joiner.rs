@@ -12,6 +12,7 @@ use super::state::{
     map_bytes, tf, CompactStats, Held, KeyMap, PlatformInterner, QoeBlock, RouterSlot, Table,
     TapSide, NIL,
 };
+use schemas::shared::Shared;
 use schemas::super_flow::KeyMatch;
 use schemas::{AppType, FlowKey, FlowRecord, MatchStatus, RecordState, SuperFlow, TapRecord};
 use std::collections::{HashMap, VecDeque};
@@ -209,14 +210,13 @@ impl Joiner {
     /// Takes a router flow record. It is emitted now when the tap side already settles it
     /// (covered and classified, or the tap flow is over), else it waits up to `grace_ms`.
     pub fn router(&mut self, flow: FlowRecord, now_ms: i64, out: &mut Vec<SuperFlow>) {
-        self.router_held(Held::Own(Box::new(flow)), now_ms, out);
+        self.router_held(Held::new(Arc::new(flow)), now_ms, out);
     }
 
     /// [`Joiner::router`] for a record the caller shares (e.g. also publishes as is): the join
-    /// holds the `Arc` while the record waits, and copies it only if it is emitted while another
-    /// holder is still alive.
+    /// holds the `Arc` while the record waits, and its super-flow holds it after (no copy).
     pub fn router_shared(&mut self, flow: Arc<FlowRecord>, now_ms: i64, out: &mut Vec<SuperFlow>) {
-        self.router_held(Held::Shared(flow), now_ms, out);
+        self.router_held(Held::new(flow), now_ms, out);
     }
 
     fn router_held(&mut self, held: Held, now_ms: i64, out: &mut Vec<SuperFlow>) {
@@ -225,7 +225,7 @@ impl Joiner {
         let flow = held.get();
         let Some((own, key)) = self.router_key(flow) else {
             self.m.router_no_key += 1;
-            self.emit(None, held.into_owned(), &Verdict::UNMATCHED, out);
+            self.emit(None, held.into_shared(), &Verdict::UNMATCHED, out);
             return;
         };
         let span = router_span(flow);
@@ -234,7 +234,7 @@ impl Joiner {
             self.table.at_mut(i).set_touched(true);
             if let Some(v) = self.judge_at(i, flow, span, own) {
                 if v.settled {
-                    self.emit(Some(i), held.into_owned(), &v, out);
+                    self.emit(Some(i), held.into_shared(), &v, out);
                     return;
                 }
             }
@@ -249,7 +249,7 @@ impl Joiner {
                 self.m.router_no_tap += 1;
             }
             let (at, v) = self.final_verdict(at, flow, span, own);
-            self.emit(at, held.into_owned(), &v, out);
+            self.emit(at, held.into_shared(), &v, out);
             return;
         }
         if self.router_live >= self.cfg.max_pending_routers.max(1) {
@@ -300,7 +300,7 @@ impl Joiner {
             };
             if let Some(v) = v.filter(|v| v.settled) {
                 if let Some((flow, _, _)) = self.take_router(cur) {
-                    self.emit(Some(i), flow.into_owned(), &v, out);
+                    self.emit(Some(i), flow.into_shared(), &v, out);
                 }
             }
             cur = next;
@@ -555,7 +555,13 @@ impl Joiner {
     }
 
     /// Emits one super-flow, counted.
-    fn emit(&mut self, at: Option<u32>, flow: FlowRecord, v: &Verdict, out: &mut Vec<SuperFlow>) {
+    fn emit(
+        &mut self,
+        at: Option<u32>,
+        flow: Shared<FlowRecord>,
+        v: &Verdict,
+        out: &mut Vec<SuperFlow>,
+    ) {
         let at = at.filter(|_| v.status != MatchStatus::Unmatched);
         match v.status {
             MatchStatus::Matched => self.m.emitted_matched += 1,
@@ -666,7 +672,7 @@ impl Joiner {
         };
         let span = router_span(flow.get());
         let (at, v) = self.final_verdict(Some(i), flow.get(), span, own);
-        self.emit(at, flow.into_owned(), &v, out);
+        self.emit(at, flow.into_shared(), &v, out);
         i
     }
 

@@ -3,6 +3,7 @@
 
 use super::config::JoinConfig;
 use super::state::{tf, TapSide};
+use schemas::shared::Shared;
 use schemas::super_flow::KeyMatch;
 use schemas::{AppType, Enrichment, FlowKey, FlowRecord, MatchStatus, SuperFlow};
 use std::net::{IpAddr, Ipv6Addr};
@@ -210,7 +211,7 @@ pub(crate) fn judge(
 /// Builds the super-flow of `flow` under `v`, with the tap's blocks when the verdict is not
 /// `unmatched`.
 pub(crate) fn build(
-    flow: FlowRecord,
+    flow: Shared<FlowRecord>,
     v: &Verdict,
     t: Option<&TapSide>,
     tap_id: &str,

@@ -56,7 +56,7 @@ impl SessionRouterQos {
             return false;
         };
         let net = self.totals.entry(sid.clone()).or_default();
-        add_router_flows(net, [&sf.flow]);
+        add_router_flows(net, [&*sf.flow]);
         true
     }
 

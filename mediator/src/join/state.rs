@@ -6,6 +6,7 @@
 //! (not estimated from counts); the `join` benchmark checks it against a counting allocator.
 
 use schemas::qoe::{ConferencingQoe, GamingQoe, Qoe, VideoQoe};
+use schemas::shared::Shared;
 use schemas::{AppPlatform, FlowRecord, FlowStats};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -286,40 +287,30 @@ impl Entry {
     }
 }
 
-/// A router record as the join holds it: owned, or shared with the caller (`run` publishes the same
-/// record to `flow_records`; sharing it saves a copy, and by the time the record is emitted the
-/// sinks have usually let go of it, so it is moved out without one). Both on the heap, so a slot
-/// stays small whichever it holds.
+/// A router record as the join holds it: behind an `Arc`, possibly shared with the caller (`run`
+/// publishes the same record to `flow_records`). The super-flow it becomes holds the same `Arc`
+/// ([`SuperFlow::flow`] is a [`Shared`]), so the record is never copied. On the heap, so a slot
+/// stays small.
 #[derive(Debug)]
-pub(crate) enum Held {
-    Own(Box<FlowRecord>),
-    Shared(Arc<FlowRecord>),
-}
+pub(crate) struct Held(Arc<FlowRecord>);
 
 impl Held {
+    pub(crate) fn new(f: Arc<FlowRecord>) -> Self {
+        Self(f)
+    }
+
     pub(crate) fn get(&self) -> &FlowRecord {
-        match self {
-            Held::Own(f) => f,
-            Held::Shared(f) => f,
-        }
+        &self.0
     }
 
-    /// The record, copied only when someone else still holds it.
-    pub(crate) fn into_owned(self) -> FlowRecord {
-        match self {
-            Held::Own(f) => *f,
-            Held::Shared(f) => Arc::try_unwrap(f).unwrap_or_else(|f| (*f).clone()),
-        }
+    /// The record, for the super-flow: the same allocation, not a copy.
+    pub(crate) fn into_shared(self) -> Shared<FlowRecord> {
+        Shared(self.0)
     }
 
-    /// Heap bytes held for it: the record's strings, and the shared allocation when shared.
+    /// Heap bytes held for it: the shared allocation (counts and record) and the record's strings.
     pub(crate) fn heap_bytes(&self) -> usize {
-        match self {
-            Held::Own(f) => size_of::<FlowRecord>() + flow_heap_bytes(f),
-            Held::Shared(f) => {
-                2 * size_of::<usize>() + size_of::<FlowRecord>() + flow_heap_bytes(f)
-            }
-        }
+        2 * size_of::<usize>() + size_of::<FlowRecord>() + flow_heap_bytes(&self.0)
     }
 }
 

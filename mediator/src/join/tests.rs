@@ -109,7 +109,7 @@ fn sample_records_join_with_every_block() {
     assert_eq!(sf.app.as_deref(), Some(&t.app));
     assert_eq!(sf.stats.as_ref(), Some(&t.stats));
     assert_eq!(sf.qoe.as_ref(), Some(&t.qoe));
-    assert_eq!(sf.flow, sample::flow_record());
+    assert_eq!(*sf.flow, sample::flow_record());
     // Router: 26 packets at 1 in 1000, server to client; tap: 26 214 from the server.
     let r = sf.enrichment.router_tap_ratio.expect("ratio");
     assert!((r - 26_200.0 / 26_214.0).abs() < 1e-4, "{r}");
@@ -201,7 +201,7 @@ fn without_any_tap_for_the_grace_router_records_go_out_at_once() {
 }
 
 #[test]
-fn shared_router_records_are_copied_only_while_someone_else_holds_them() {
+fn shared_router_records_are_never_copied() {
     let mut j = Joiner::new(cfg());
     let mut out = Vec::new();
     let a = std::sync::Arc::new(router(1, 0, 0, 20_000, 20, 1000));
@@ -220,11 +220,12 @@ fn shared_router_records_are_copied_only_while_someone_else_holds_them() {
         );
     }
     assert_eq!(out.len(), 2);
-    assert_eq!(out[0].flow, want_a);
-    assert_eq!(out[1].flow, want_b);
-    // `b` is still held here: the join copied it, and the caller's copy is untouched.
-    assert_eq!(std::sync::Arc::strong_count(&b), 1);
-    assert_eq!(*b, want_b);
+    assert_eq!(*out[0].flow, want_a);
+    assert_eq!(*out[1].flow, want_b);
+    // The super-flow holds the caller's allocation itself: `b` is shared, not copied.
+    assert!(std::sync::Arc::ptr_eq(&b, &out[1].flow.0));
+    assert_eq!(std::sync::Arc::strong_count(&b), 2);
+    assert_eq!(std::sync::Arc::strong_count(&out[0].flow.0), 1);
     assert_eq!(j.metrics().pending_routers, 0);
 }
 

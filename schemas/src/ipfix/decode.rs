@@ -141,7 +141,7 @@ fn decode_super(f: &FlowRecord) -> Result<SuperFlow, DecodeError> {
         set(&mut root, p, Value::String(v.into()));
     }
     let mut s: SuperFlow = typed(RecordKind::SuperFlow, root)?;
-    s.flow.set_flow_key();
+    s.flow.make_mut().set_flow_key();
     s.record_id = s.flow.record_id.as_str().to_owned();
     s.sync_columns();
     Ok(s)

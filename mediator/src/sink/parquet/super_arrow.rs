@@ -421,7 +421,7 @@ pub fn super_batch(schema: &SchemaRef, recs: &[&SuperFlow]) -> Result<RecordBatc
     );
     c.insert("app_type", strc(it, |r| Some(r.app_type.as_str())));
     c.insert("provider", strc(it, |r| r.provider.as_deref()));
-    let flows: Vec<&FlowRecord> = recs.iter().map(|r| &r.flow).collect();
+    let flows: Vec<&FlowRecord> = recs.iter().map(|r| &*r.flow).collect();
     c.insert("flow", flow_col(struct_fields(fields, "flow")?, &flows)?);
     let apps: Vec<Option<&AppPlatform>> = recs.iter().map(|r| r.app.as_deref()).collect();
     c.insert("app", app_col(struct_fields(fields, "app")?, &apps)?);
