@@ -54,8 +54,8 @@
 //! `unmatched` on arrival instead of being held for its grace (`emit_at_once_without_tap`,
 //! counted in `router_no_tap`). A router record can be handed over shared
 //! ([`Joiner::router_shared`]: `run` publishes the same record to `flow_records`); the join then
-//! holds the `Arc` while the record waits and moves it into the super-flow without a copy when it
-//! is the last holder.
+//! holds the `Arc` while the record waits, and the super-flow holds the same `Arc` (its `flow` is a
+//! `Shared<FlowRecord>`): the record is never copied.
 //!
 //! **Sampling.** Routers' counters come upscaled by their sampling interval. For a `matched`
 //! record, `enrichment.router_tap_ratio` = router packets ÷ the tap's packets in the same direction
